@@ -1,0 +1,1 @@
+"""Thin click layer: parse, call the library, render."""

@@ -1,0 +1,20 @@
+"""Shared helpers for command modules: paths from the context, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mosaic.paths import Paths
+
+
+def paths_of(ctx: click.Context) -> Paths:
+    obj = ctx.find_root().obj if ctx.obj is None else ctx.obj
+    assert isinstance(obj, Paths)
+    return obj
+
+
+def echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, sort_keys=False))

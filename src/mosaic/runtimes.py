@@ -1,0 +1,140 @@
+"""The runtime registry: how to launch each agent CLI and how to read its screen.
+
+A `Runtime` is pure data. Screen signatures are regexes searched line by line (re.MULTILINE)
+over the visible pane; `screen.py` interprets them. Custom runtimes from the roster's
+`runtimes:` section produce the same type, so everything downstream treats them alike.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    command: tuple[str, ...]
+    # Pane commands (tmux `pane_current_command`) that mean "the runtime itself is running".
+    processes: tuple[str, ...]
+    ready: str | None = None
+    busy: str | None = None
+    approval: str | None = None
+    # The runtime's own sign that a message sent while busy was queued (Claude Code).
+    queued: str | None = None
+    # Which input-region parser to use: "codex", "claude" or "generic" (the cursor line).
+    profile: str = "generic"
+    submit_key: str = "Enter"
+    # Keys that ask the runtime to quit gracefully before signals are used.
+    quit_keys: tuple[str, ...] = ()
+    # Wait after a paste before the submit key, so the TUI does not fold Enter into the paste.
+    paste_window_ms: int = 150
+    builtin: bool = False
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def program(self) -> str:
+        return self.command[0]
+
+
+def _python_names() -> tuple[str, ...]:
+    base = os.path.basename(sys.executable)
+    names = {"python", "python3", f"python3.{sys.version_info.minor}", base}
+    return tuple(sorted(names))
+
+
+def _shell_command() -> tuple[str, ...]:
+    shell = os.environ.get("SHELL") or ""
+    if shell and shutil.which(shell):
+        return (shell,)
+    return ("bash",)
+
+
+_SHELLS = ("bash", "zsh", "sh", "dash", "fish", "ksh", "mksh", "tcsh", "csh")
+
+
+def builtin_runtimes() -> dict[str, Runtime]:
+    """Built-ins are computed on demand because `shell` and `demo` depend on the environment."""
+    node = ("node",)
+    return {
+        "codex": Runtime(
+            name="codex",
+            command=("codex",),
+            processes=("codex", *node),
+            ready=r"\? for shortcuts|\d+% context left",
+            busy=r"esc to interrupt|^\s*[•◦] Working",
+            approval=(
+                r"Allow command\?|Would you like to run the following command\?|"
+                r"[Pp]ress enter to confirm or esc to cancel"
+            ),
+            profile="codex",
+            quit_keys=("C-c", "C-c"),
+            builtin=True,
+        ),
+        "claude": Runtime(
+            name="claude",
+            command=("claude",),
+            processes=("claude", *node),
+            ready=r"^\s*❯",
+            busy=r"esc to interrupt|^\s*[✻✽✶✳✢·*⏺]\s+\S+…",
+            approval=(
+                r"Do you want to proceed\?|^\s*❯ 1\. Yes|Do you trust the files|"
+                r"Choose the text style|Select login method|Press Enter to continue"
+            ),
+            queued=r"Queued · |Press up to edit queued messages",
+            profile="claude",
+            quit_keys=("C-c", "C-c"),
+            builtin=True,
+        ),
+        "gemini": Runtime(
+            name="gemini",
+            command=("gemini",),
+            processes=("gemini", *node),
+            ready=r"Type your message",
+            busy=r"esc to cancel",
+            approval=r"Waiting for user confirmation|Allow execution",
+            quit_keys=("C-c", "C-c"),
+            builtin=True,
+        ),
+        "opencode": Runtime(
+            name="opencode",
+            command=("opencode",),
+            processes=("opencode", ".opencode", *node),
+            ready=r"Ask anything",
+            busy=r"esc interrupt",
+            quit_keys=("C-c",),
+            builtin=True,
+        ),
+        "aider": Runtime(
+            name="aider",
+            command=("aider",),
+            processes=("aider", *_python_names()),
+            ready=r"^\S*> ?$",
+            approval=r"\(Y\)es/\(N\)o",
+            quit_keys=("C-d",),
+            builtin=True,
+        ),
+        "shell": Runtime(
+            name="shell",
+            command=_shell_command(),
+            processes=_SHELLS,
+            ready=r"[$#%>] ?$",
+            quit_keys=("C-c",),
+            builtin=True,
+        ),
+        "demo": Runtime(
+            name="demo",
+            command=(sys.executable, "-m", "mosaic.demo_agent"),
+            processes=_python_names(),
+            ready=r"^demo> ",
+            busy=r"^\s*[|/\\-] thinking",
+            approval=r"Allow\? \(y/n\)",
+            quit_keys=("C-d",),
+            builtin=True,
+        ),
+    }
+
+
+BUILTIN_NAMES = ("codex", "claude", "gemini", "opencode", "aider", "shell", "demo")

@@ -1,0 +1,72 @@
+"""Test helpers shared by every test module: polling with a deadline, running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MOSAIC = [sys.executable, "-m", "mosaic"]
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: T = predicate()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+        last = predicate()
+    return last
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_mosaic(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    input: str | bytes | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+) -> Result:
+    """Run `python -m mosaic ARGS` as a user would, with the test's private environment."""
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        [*MOSAIC, *args],
+        env=dict(env),
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); look at its state.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

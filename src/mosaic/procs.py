@@ -1,0 +1,123 @@
+"""Process-tree facts from /proc and the signalling that stop needs.
+
+Measured: Codex and Claude Code survive the SIGHUP of `tmux kill-server`, so stopping an
+agent means finding every process of the pane's tree — its descendants and anything left in
+its session — signalling them, and confirming they are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    start_ticks: int
+    comm: str
+
+
+def info(pid: int) -> ProcInfo | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm is in parentheses and may itself contain spaces or parentheses.
+    head, _, tail = raw.rpartition(")")
+    comm = head.split("(", 1)[1] if "(" in head else ""
+    f = tail.split()
+    return ProcInfo(
+        pid=pid,
+        ppid=int(f[1]),
+        pgid=int(f[2]),
+        sid=int(f[3]),
+        state=f[0],
+        start_ticks=int(f[19]),
+        comm=comm,
+    )
+
+
+def alive(pid: int) -> bool:
+    p = info(pid)
+    return p is not None and p.state not in ("Z", "X")
+
+
+def all_procs() -> list[ProcInfo]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            p = info(int(entry))
+            if p is not None:
+                out.append(p)
+    return out
+
+
+def tree(root: int, procs: list[ProcInfo] | None = None) -> list[int]:
+    """`root`, its descendants, and every process still in `root`'s session or group."""
+    procs = all_procs() if procs is None else procs
+    children: dict[int, list[int]] = {}
+    for p in procs:
+        children.setdefault(p.ppid, []).append(p.pid)
+    found = {root}
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    found |= {p.pid for p in procs if p.sid == root or p.pgid == root}
+    return sorted(pid for pid in found if alive(pid))
+
+
+def uptime_s(pid: int) -> float | None:
+    """Seconds since `pid` started, from its start time in clock ticks since boot."""
+    p = info(pid)
+    if p is None:
+        return None
+    try:
+        boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError):
+        return None
+    return max(0.0, boot_uptime - p.start_ticks / _CLK_TCK)
+
+
+def signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait until none of `pids` is alive; returns the survivors at the deadline."""
+    deadline = time.monotonic() + timeout
+    left = [p for p in pids if alive(p)]
+    delay = 0.01
+    while left and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+        left = [p for p in left if alive(p)]
+    return left
+
+
+def terminate(pids: list[int], grace: float = 3.0, kill_wait: float = 2.0) -> list[int]:
+    """SIGTERM, then SIGKILL what is left after `grace`; returns pids that survived both."""
+    if not pids:
+        return []
+    signal_all(pids, signal.SIGTERM)
+    signal_all(pids, signal.SIGCONT)
+    left = wait_gone(pids, grace)
+    if left:
+        signal_all(left, signal.SIGKILL)
+        left = wait_gone(left, kill_wait)
+    return left

@@ -1,0 +1,259 @@
+"""Agent sessions on the private tmux server: bring one up, look at all, tear one down.
+
+Shared by both supervisors: the tmux supervisor calls these from the CLI and from tmux's
+pane-died hook; the systemd units call them from `mosaic.unitexec`. The runtime is the
+pane's own process (tmux execs the argv directly, no shell in between), so `pane_pid` is the
+runtime's pid and a dead pane means a dead runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mosaic import procs
+from mosaic.errors import ConfigError, OperationFailed, TmuxError
+from mosaic.fsutil import atomic_write, ensure_dir
+from mosaic.paths import Paths
+from mosaic.roster import Agent, Roster
+from mosaic.runtimes import Runtime
+from mosaic.tmux import Tmux
+
+PANE_FIELDS = (
+    "session_name",
+    "pane_id",
+    "pane_pid",
+    "pane_current_command",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_dead_signal",
+    "pane_in_mode",
+    "cursor_x",
+    "cursor_y",
+)
+WIDTH, HEIGHT = 200, 50
+# Transcript rotation: <agent>.log grows to this size, then becomes <agent>.log.1.
+LOG_MAX_BYTES = 4 * 1024 * 1024
+
+# Read by tmux when it starts the fleet's server (either supervisor). The hook reads the
+# interpreter and paths from the server's global environment, set by `ensure_server`, so
+# no user-controlled text is ever parsed by tmux or a shell here.
+_HOOK = (
+    "exec \"$MOSAIC_HOOK_PYTHON\" -m mosaic.hooks pane-died "
+    '#{session_name} #{pane_id} "#{pane_dead_status}" "#{pane_dead_signal}"'
+)
+TMUX_CONF = f"""\
+# Written by mosaic fleet; read when the private tmux server starts.
+set -s exit-empty off
+set -g remain-on-exit on
+set -g history-limit 20000
+set -g default-size {WIDTH}x{HEIGHT}
+set-hook -g pane-died {{
+  run-shell -b '{_HOOK}'
+}}
+"""
+
+@dataclass(frozen=True)
+class Pane:
+    session: str
+    id: str
+    pid: int
+    command: str
+    dead: bool
+    dead_status: str
+    dead_signal: str
+    in_mode: bool
+    cursor_x: int
+    cursor_y: int
+
+    @classmethod
+    def from_row(cls, row: list[str]) -> Pane:
+        return cls(
+            session=row[0],
+            id=row[1],
+            pid=_int(row[2]),
+            command=row[3],
+            dead=row[4] == "1",
+            dead_status=row[5],
+            dead_signal=row[6],
+            in_mode=row[7] == "1",
+            cursor_x=_int(row[8]),
+            cursor_y=_int(row[9]),
+        )
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+def conf_path(paths: Paths) -> Path:
+    return paths.run / "tmux.conf"
+
+
+def make_tmux(paths: Paths, socket: str) -> Tmux:
+    return Tmux(socket=socket, config=conf_path(paths))
+
+
+def write_conf(paths: Paths) -> Path:
+    path = conf_path(paths)
+    try:
+        if path.read_text() == TMUX_CONF:
+            return path
+    except FileNotFoundError:
+        pass
+    atomic_write(path, TMUX_CONF.encode())
+    return path
+
+
+def hook_environment(paths: Paths, socket: str, supervisor: str) -> dict[str, str]:
+    return {
+        "MOSAIC_HOOK_PYTHON": sys.executable,
+        "MOSAIC_HOME": str(paths.home),
+        "MOSAIC_FLEET_ROSTER": str(paths.roster),
+        "MOSAIC_TMUX_SOCKET": socket,
+        "MOSAIC_FLEET_SUPERVISOR": supervisor,
+    }
+
+
+def ensure_server(tmux: Tmux, paths: Paths, supervisor: str) -> None:
+    """Start the private server if needed and (re)publish what the hooks need to know."""
+    ensure_dir(paths.run)
+    ensure_dir(paths.logs)
+    write_conf(paths)
+    if not tmux.server_running():
+        tmux.run("start-server")
+    args: list[str] = []
+    for key, value in hook_environment(paths, tmux.socket, supervisor).items():
+        args += ["set-environment", "-g", key, value, ";"]
+    tmux.run(*args[:-1])
+
+
+def list_panes(tmux: Tmux) -> dict[str, Pane] | None:
+    """Every session's first pane in ONE tmux round trip; None when no server runs."""
+    rows = tmux.query(PANE_FIELDS, "list-panes", "-a")
+    if rows is None:
+        return None
+    panes: dict[str, Pane] = {}
+    for row in rows:
+        pane = Pane.from_row(row)
+        panes.setdefault(pane.session, pane)
+    return panes
+
+
+def resolve_program(runtime: Runtime, agent: Agent) -> str | None:
+    path = agent.env_dict.get("PATH") or os.environ.get("PATH", "")
+    return shutil.which(runtime.program, path=path)
+
+
+def workdir_of(agent: Agent) -> Path:
+    return agent.workdir if agent.workdir is not None else Path.home()
+
+
+def preflight(roster: Roster, agents: list[Agent]) -> None:
+    """Check every agent before anything starts, so a bad one leaves nothing half-started."""
+    problems = []
+    for agent in agents:
+        runtime = roster.runtime_for(agent)
+        workdir = workdir_of(agent)
+        if not workdir.is_dir():
+            problems.append(f"agent {agent.name}: workdir {workdir} does not exist")
+        if resolve_program(runtime, agent) is None:
+            problems.append(
+                f"agent {agent.name}: program {runtime.program!r} of runtime "
+                f"{runtime.name!r} not found on PATH"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def argv_of(roster: Roster, agent: Agent) -> list[str]:
+    runtime = roster.runtime_for(agent)
+    program = resolve_program(runtime, agent) or runtime.program
+    return [program, *runtime.command[1:], *agent.args]
+
+
+def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | None) -> Pane:
+    """Create the agent's session (replacing a dead one, so roster edits take effect)."""
+    if pane is not None and not pane.dead:
+        return pane
+    if pane is not None:
+        kill_session(tmux, agent.name)
+    env_args: list[str] = []
+    for key, value in agent.env:
+        env_args += ["-e", f"{key}={value}"]
+    try:
+        out = tmux.out(
+            "new-session", "-d", "-s", agent.name, "-x", str(WIDTH), "-y", str(HEIGHT),
+            "-c", str(workdir_of(agent)), *env_args, "-P", "-F", "#{pane_id}\x1f#{pane_pid}",
+            "--", *argv_of(roster, agent),
+        )  # fmt: skip
+    except TmuxError as exc:
+        if "duplicate session" not in exc.message:
+            raise
+        # A concurrent `start` won the race; its session is ours too.
+        current = (list_panes(tmux) or {}).get(agent.name)
+        if current is None:
+            raise
+        return current
+    pane_id, _, pid = out.strip().partition("\x1f")
+    attach_transcript(tmux, paths, agent.name, pane_id)
+    return Pane(agent.name, pane_id, _int(pid), "", False, "", "", False, 0, 0)
+
+
+def attach_transcript(tmux: Tmux, paths: Paths, name: str, pane_id: str) -> None:
+    """Pipe the pane's output into a size-capped, rotated transcript.
+
+    The pipe is a POSIX sh loop around `head -c` (a few hundred KiB of RSS) rather than a
+    Python process, keeping per-agent overhead small.
+    """
+    log = paths.agent_log(name)
+    ensure_dir(log.parent)
+    script = (
+        'f="$1"; max="$2"; '
+        'size() { s=$(stat -c %s "$f" 2>/dev/null) || s=0; echo "$s"; }; '
+        "while :; do "
+        'if [ "$(size)" -ge "$max" ]; then mv -f "$f" "$f.1"; fi; '
+        'head -c "$((max - $(size)))" >> "$f"; '
+        '[ "$(size)" -ge "$max" ] || exit 0; '
+        "done"
+    )
+    command = shlex.join(["sh", "-c", script, "sh", str(log), str(LOG_MAX_BYTES)])
+    umask = "umask 077; "
+    tmux.run("pipe-pane", "-t", pane_id, umask + "exec " + command)
+
+
+def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> None:
+    """Stop the pane's whole process tree: quit keys, SIGTERM, SIGKILL; confirm it is gone."""
+    if pane.dead or pane.pid <= 0:
+        return
+    members = procs.tree(pane.pid)
+    if runtime.quit_keys and procs.alive(pane.pid):
+        try:
+            for key in runtime.quit_keys:
+                tmux.run("send-keys", "-t", pane.id, key)
+            procs.wait_gone([pane.pid], 1.5)
+        except TmuxError:
+            pass
+    # Re-read: the tree may have grown since; keep what we saw first too (reparented kids).
+    members = sorted(set(members) | set(procs.tree(pane.pid)))
+    survivors = procs.terminate([p for p in members if procs.alive(p)], grace=grace)
+    if survivors:
+        raise OperationFailed(
+            f"agent {pane.session}: processes {survivors} survived SIGKILL"
+        )
+
+
+def kill_session(tmux: Tmux, name: str) -> None:
+    proc = tmux.run("kill-session", "-t", f"={name}", check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace")
+        if "can't find session" not in err and "no server running" not in err:
+            raise TmuxError(f"tmux kill-session: {err.strip()}")
+

@@ -1,0 +1,113 @@
+"""`mosaic fleet init | presets | add | remove | validate`: parse flags, call the library, print.
+
+Errors are raised as `mosaic.errors` exceptions and printed by `cli.main` (exit 2 for a bad
+roster or usage, never a traceback). Nothing here imports rich: `validate` runs in scripts
+and CI, where start-up time matters more than colour.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mosaic.cli.common import paths_of
+from mosaic.presets import DEFAULT_PRESET
+
+
+@click.command("init")
+@click.option(
+    "--preset",
+    default=DEFAULT_PRESET,
+    show_default=True,
+    metavar="NAME",
+    help="Preset to start from (see `mosaic fleet presets`).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing roster.")
+@click.pass_context
+def init_cmd(ctx: click.Context, preset: str, force: bool) -> None:
+    """Write a roster from a preset; an existing roster is kept unless --force."""
+    from mosaic import rosteredit
+
+    path = rosteredit.init(paths_of(ctx), preset=preset, force=force)
+    click.echo(f"wrote {path} (preset {preset}); check it with `mosaic fleet validate`")
+
+
+@click.command("presets")
+def presets_cmd() -> None:
+    """List the roster presets with a line each."""
+    from mosaic import presets
+
+    width = max(len(n) for n in presets.names())
+    for name in presets.names():
+        click.echo(f"{name:<{width}}  {presets.get(name).description}")
+
+
+def _parse_env(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
+        env[key] = value
+    return env
+
+
+@click.command("add")
+@click.argument("name")
+@click.option("--runtime", "runtime", required=True, metavar="RT", help="Runtime of the agent.")
+@click.option("--workdir", metavar="DIR", help="Working directory (~ and $VARS allowed).")
+@click.option("--arg", "args", multiple=True, metavar="A", help="Argument for the runtime.")
+@click.option(
+    "--env", "env", multiple=True, metavar="K=V", callback=_parse_env, help="Environment."
+)
+@click.pass_context
+def add_cmd(
+    ctx: click.Context,
+    name: str,
+    runtime: str,
+    workdir: str | None,
+    args: tuple[str, ...],
+    env: dict[str, str],
+) -> None:
+    """Add an agent to the roster."""
+    from mosaic import rosteredit
+
+    paths = paths_of(ctx)
+    rosteredit.add(
+        paths,
+        name,
+        runtime,
+        workdir=rosteredit.absolute_workdir(workdir) if workdir else None,
+        args=args,
+        env=env,
+    )
+    click.echo(f"added {name} ({runtime}) to {paths.roster}")
+
+
+@click.command("remove")
+@click.argument("name")
+@click.pass_context
+def remove_cmd(ctx: click.Context, name: str) -> None:
+    """Remove an agent from the roster."""
+    from mosaic import rosteredit
+
+    paths = paths_of(ctx)
+    rosteredit.remove(paths, name)
+    click.echo(f"removed {name} from {paths.roster}")
+
+
+@click.command("validate")
+@click.pass_context
+def validate_cmd(ctx: click.Context) -> None:
+    """Check the roster (exit 2 with every problem) and warn about runtimes whose program
+    is not installed; those only become errors at `start`."""
+    from mosaic import roster as rosterlib
+
+    paths = paths_of(ctx)
+    fleet = rosterlib.load(paths.roster)
+    for missing in rosterlib.missing_programs(fleet):
+        click.echo(f"WARNING: {missing}", err=True)
+    count = len(fleet.agents)
+    noun = "agent" if count == 1 else "agents"
+    click.echo(f"OK: {paths.roster}: {count} {noun}")

@@ -63,11 +63,15 @@ def builtin_runtimes() -> dict[str, Runtime]:
             name="codex",
             command=("codex",),
             processes=("codex", *node),
-            ready=r"\? for shortcuts|\d+% context left",
-            busy=r"esc to interrupt|^\s*[•◦] Working",
+            # Signatures are matched only in the live region screen.py finds (the block
+            # above the `›` input and the footer), never in the conversation or the input.
+            ready=r"^[›»] |\? for shortcuts|\d+% context left",
+            # Column 0 bullet: the footer (which repeats the last message) is indented.
+            busy=r"^[•◦] .*esc to interrupt\)|^[•◦] Working \(",
             approval=(
-                r"Allow command\?|Would you like to run the following command\?|"
-                r"[Pp]ress enter to confirm or esc to cancel"
+                r"Would you like to (?:run|make|apply) |Allow command\?|"
+                r"^\s*[Pp]ress [Ee]nter to (?:confirm|continue)|"
+                r"Sign in with ChatGPT|Provide your own API key"
             ),
             profile="codex",
             quit_keys=("C-c", "C-c"),
@@ -77,13 +81,17 @@ def builtin_runtimes() -> dict[str, Runtime]:
             name="claude",
             command=("claude",),
             processes=("claude", *node),
-            ready=r"^\s*❯",
-            busy=r"esc to interrupt|^\s*[✻✽✶✳✢·*⏺]\s+\S+…",
+            # The input prompt is `❯` + no-break space; prompts in the scrollback use a space.
+            ready=r"^❯\u00a0",
+            # Spinner glyph in column 0 + verb + `…` (the done line `✻ Sautéed for 6s` has
+            # no ellipsis); `esc to interrupt` is in the footer while a turn runs.
+            busy=r"^[✻✽✶✳✢·*] \S.*…|esc to interrupt",
             approval=(
-                r"Do you want to proceed\?|^\s*❯ 1\. Yes|Do you trust the files|"
-                r"Choose the text style|Select login method|Press Enter to continue"
+                r"Do you want to (?:proceed|make this edit|create)|^\s*❯ 1\. Yes|"
+                r"Do you trust the files|Choose the text style|Select login method|"
+                r"Press Enter to continue"
             ),
-            queued=r"Queued · |Press up to edit queued messages",
+            queued=r"⎿\s+Queued\b|Press up to edit queued messages",
             profile="claude",
             quit_keys=("C-c", "C-c"),
             builtin=True,
@@ -95,6 +103,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             ready=r"Type your message",
             busy=r"esc to cancel",
             approval=r"Waiting for user confirmation|Allow execution",
+            # Input is the `│ > …│` line of the bordered box (unverified on a real screen;
+            # falls back to the generic cursor rule when no such box is drawn).
+            profile="gemini",
             quit_keys=("C-c", "C-c"),
             builtin=True,
         ),
@@ -111,8 +122,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             name="aider",
             command=("aider",),
             processes=("aider", *_python_names()),
-            ready=r"^\S*> ?$",
-            approval=r"\(Y\)es/\(N\)o",
+            ready=r"^[\w-]*> ",
+            # Only an unanswered question: answered ones (`[Yes]: y`) stay in the scrollback.
+            approval=r"\(Y\)es/\(N\)o.*:\s*$",
             quit_keys=("C-d",),
             builtin=True,
         ),
@@ -121,17 +133,19 @@ def builtin_runtimes() -> dict[str, Runtime]:
             command=_shell_command(),
             processes=_SHELLS,
             ready=r"[$#%>] ?$",
-            quit_keys=("C-c",),
+            quit_keys=("C-c", "C-d"),
             builtin=True,
         ),
         "demo": Runtime(
             name="demo",
             command=(sys.executable, "-m", "mosaic.demo_agent"),
             processes=_python_names(),
-            ready=r"^demo> ",
-            busy=r"^\s*[|/\\-] thinking",
-            approval=r"Allow\? \(y/n\)",
-            quit_keys=("C-d",),
+            # Kept in sync with what demo_agent.py draws (PROMPT, CONTINUATION, busy line,
+            # approval question); all anchored at column 0, where message text never is.
+            ready=r"^(?:demo|\.\.\.\.)> ",
+            busy=r"^[|/\\-] thinking",
+            approval=r"^Allow\? \(y/n\)",
+            quit_keys=("C-c", "C-d"),
             builtin=True,
         ),
     }

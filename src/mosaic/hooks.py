@@ -46,7 +46,7 @@ def pane_died(name: str, status: str, signal: str) -> None:
     delay = decided[0].delay
     if delay is not None:
         command = (
-            f'exec "$MOSAIC_HOOK_PYTHON" -m mosaic.hooks respawn {name} {new.generation}'
+            f'"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks respawn {name} {new.generation}'
         )
         tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", command)
 

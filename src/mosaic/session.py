@@ -43,7 +43,7 @@ LOG_MAX_BYTES = 4 * 1024 * 1024
 # interpreter and paths from the server's global environment, set by `ensure_server`, so
 # no user-controlled text is ever parsed by tmux or a shell here.
 _HOOK = (
-    "exec \"$MOSAIC_HOOK_PYTHON\" -m mosaic.hooks pane-died "
+    "\"$MOSAIC_HOOK_PYTHON\" -m mosaic.hooks pane-died "
     '#{session_name} #{pane_id} "#{pane_dead_status}" "#{pane_dead_signal}"'
 )
 TMUX_CONF = f"""\
@@ -257,3 +257,27 @@ def kill_session(tmux: Tmux, name: str) -> None:
         if "can't find session" not in err and "no server running" not in err:
             raise TmuxError(f"tmux kill-session: {err.strip()}")
 
+
+
+_MARK = "\x1e"
+
+
+def capture_many(tmux: Tmux, pane_ids: list[str]) -> dict[str, str]:
+    """Visible screens of many panes in ONE tmux invocation (commands chained with `;`)."""
+    if not pane_ids:
+        return {}
+    args: list[str] = []
+    for pane_id in pane_ids:
+        args += ["display-message", "-p", "-t", pane_id, _MARK + "#{pane_id}", ";"]
+        args += ["capture-pane", "-p", "-t", pane_id, ";"]
+    proc = tmux.run(*args[:-1], check=False)
+    screens: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in proc.stdout.decode("utf-8", errors="replace").split("\n"):
+        if line.startswith(_MARK):
+            current = screens.setdefault(line[1:], [])
+        elif current is not None:
+            current.append(line)
+    # capture-pane ends with a newline: drop the empty string split() leaves after it.
+    return {pid: "\n".join(lines[:-1] if lines and lines[-1] == "" else lines)
+            for pid, lines in screens.items()}  # fmt: skip

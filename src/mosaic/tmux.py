@@ -22,6 +22,7 @@ from mosaic.errors import TmuxError, TmuxMissingError
 SEP = "\x1f"
 MIN_VERSION = (3, 2)
 
+_EMPTY = re.compile(r"no current target|no sessions")
 _NO_SERVER = re.compile(r"no server running|error connecting to|failed to connect|No such file")
 
 
@@ -85,8 +86,11 @@ class Tmux:
         fmt = SEP.join("#{" + f + "}" for f in fmt_fields)
         proc = self.run(*args, "-F", fmt, check=False)
         if proc.returncode != 0:
-            if _NO_SERVER.search(_text(proc.stderr)):
+            err = _text(proc.stderr)
+            if _NO_SERVER.search(err):
                 return None
+            if _EMPTY.search(err):
+                return []  # a server with no sessions (exit-empty is off)
             raise _failure(args[0], proc)
         rows = []
         for line in _text(proc.stdout, strip=False).splitlines():

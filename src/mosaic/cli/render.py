@@ -1,0 +1,47 @@
+"""Tables for people (rich is imported only here, only by commands that draw)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def status_table(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"supervisor [bold]{doc['supervisor']}[/]  socket [bold]{doc['socket']}[/]  "
+        f"holder [bold]{doc['holder']}[/]"
+    )
+    if doc.get("restart_in_progress"):
+        info = doc["restart_in_progress"]
+        console.print(f"[yellow]restart in progress (pid {info['pid']}, since {info['since']})")
+    table = Table(box=None, header_style="bold")
+    for col in ("agent", "runtime", "state", "activity", "pid", "uptime", "restarts", "last exit"):
+        table.add_column(col)
+    colours = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
+    for a in doc["agents"]:
+        colour = colours.get(a["state"], "")
+        table.add_row(
+            a["name"],
+            a["runtime"],
+            f"[{colour}]{a['state']}[/]" if colour else a["state"],
+            a["activity"],
+            str(a["pid"] or "-"),
+            _duration(a["uptime_s"]),
+            str(a["restarts"]),
+            "-" if a["last_exit"] is None else str(a["last_exit"]),
+        )
+    console.print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

@@ -1,0 +1,152 @@
+"""Fleet lifecycle and observation commands: start, stop, restart, status, capture,
+watch, attach, logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from mosaic.cli.common import echo_json, paths_of
+from mosaic.errors import OperationFailed
+
+agent_arg = click.argument("agent", required=False)
+
+
+@click.command("start")
+@agent_arg
+@click.pass_context
+def start_cmd(ctx: click.Context, agent: str | None) -> None:
+    """Start the holder and AGENT (or every agent); running agents are left alone."""
+    from mosaic import supervisor
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    for line in supervisor.start(fleet, fleet.roster.select(agent)):
+        click.echo(line)
+
+
+@click.command("stop")
+@agent_arg
+@click.pass_context
+def stop_cmd(ctx: click.Context, agent: str | None) -> None:
+    """Stop AGENT, or every agent and then the holder."""
+    from mosaic import supervisor
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    for line in supervisor.stop(fleet, fleet.roster.select(agent), whole=agent is None):
+        click.echo(line)
+
+
+@click.command("restart")
+@agent_arg
+@click.pass_context
+def restart_cmd(ctx: click.Context, agent: str | None) -> None:
+    """Restart AGENT (or every agent, starting stopped ones) under the restart lock."""
+    from mosaic import supervisor
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    for line in supervisor.restart(fleet, fleet.roster.select(agent), whole=agent is None):
+        click.echo(line)
+
+
+@click.command("status")
+@agent_arg
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
+    """Show the supervisor, the holder and each agent's state and activity."""
+    from mosaic import status
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    doc = status.collect(fleet, fleet.roster.select(agent))
+    if as_json:
+        echo_json(doc)
+        return
+    from mosaic.cli.render import status_table
+
+    status_table(doc)
+
+
+@click.command("capture")
+@click.argument("agent")
+@click.option("-n", "lines", type=click.IntRange(min=1), default=None,
+              help="Only the last LINES lines (scrollback included).")  # fmt: skip
+@click.pass_context
+def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
+    """Print what AGENT's screen shows now."""
+    from mosaic import session
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    fleet.roster.agent(agent)
+    pane = (session.list_panes(fleet.tmux) or {}).get(agent)
+    if pane is None:
+        raise OperationFailed(f"agent {agent} is not running (no session)")
+    args = ["capture-pane", "-p", "-t", pane.id]
+    if lines is not None:
+        args += ["-S", f"-{lines}"]
+    text = fleet.tmux.out(*args).rstrip("\n").split("\n")
+    while text and not text[-1].strip():
+        text.pop()
+    if lines is not None:
+        text = text[-lines:]
+    click.echo("\n".join(text))
+
+
+def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
+    from mosaic import session
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    fleet.roster.agent(agent)
+    if (session.list_panes(fleet.tmux) or {}).get(agent) is None:
+        raise OperationFailed(f"agent {agent} is not running (no session)")
+    if not sys.stdin.isatty():
+        raise OperationFailed("attaching needs a terminal; use `capture` to read the screen")
+    argv = fleet.tmux.argv("attach-session", *(["-r"] if read_only else []), "-t", f"={agent}")
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    sys.stdout.flush()
+    os.execvpe(argv[0], argv, env)
+
+
+@click.command("watch")
+@click.argument("agent")
+@click.pass_context
+def watch_cmd(ctx: click.Context, agent: str) -> None:
+    """Attach to AGENT read-only: you see it work and cannot type into it."""
+    _attach(ctx, agent, read_only=True)
+
+
+@click.command("attach")
+@click.argument("agent")
+@click.pass_context
+def attach_cmd(ctx: click.Context, agent: str) -> None:
+    """Attach to AGENT interactively (detach with the tmux prefix + d)."""
+    _attach(ctx, agent, read_only=False)
+
+
+@click.command("logs")
+@click.argument("agent")
+@click.option("-f", "follow", is_flag=True, help="Keep printing new output.")
+@click.option("-n", "lines", type=click.IntRange(min=0), default=100, show_default=True,
+              help="Lines of history to print first (0 = all).")  # fmt: skip
+@click.pass_context
+def logs_cmd(ctx: click.Context, agent: str, follow: bool, lines: int) -> None:
+    """Print AGENT's transcript (terminal control sequences removed)."""
+    from mosaic import roster, transcript
+
+    paths = paths_of(ctx)
+    roster.load(paths.roster).agent(agent)
+    log = paths.agent_log(agent)
+    if not transcript.exists(log) and not follow:
+        raise OperationFailed(f"agent {agent} has no transcript yet ({log})")
+    for line in transcript.tail(log, lines):
+        click.echo(line)
+    if follow:
+        for chunk in transcript.follow(log):
+            click.echo(chunk, nl=False)

@@ -1,0 +1,94 @@
+"""Fleet status (SPEC §7): two tmux round trips for any fleet size.
+
+One `list-panes -a` gives every pane's pid, command and liveness; one chained
+`capture-pane` call gives every live screen for the classifier. Per-agent records and
+/proc supply restarts, last exit and uptime without touching tmux.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mosaic import procs, session, state
+from mosaic.fleet import Fleet
+from mosaic.roster import Agent
+from mosaic.runtimes import Runtime
+from mosaic.screen import Screen, classify
+from mosaic.session import Pane
+from mosaic.state import AgentState
+
+# A pane younger than this whose command is not yet the runtime is still "starting".
+STARTING_GRACE_S = 5.0
+
+
+def runtime_alive(pane: Pane, runtime: Runtime) -> bool:
+    """The runtime's own process is in the pane: as the foreground command, or as the
+    pane's process itself with a child in the foreground (a shell running a command)."""
+    if pane.dead:
+        return False
+    if pane.command in runtime.processes:
+        return True
+    info = procs.info(pane.pid)
+    return info is not None and info.comm in runtime.processes
+
+
+def agent_state(pane: Pane | None, record: AgentState, runtime: Runtime, now: float) -> str:
+    if pane is None or pane.dead:
+        if record.failed:
+            return "failed"
+        if pane is not None and record.desired == "running" and record.respawn_due:
+            return "starting"
+        return "stopped"
+    if runtime_alive(pane, runtime):
+        return "running"
+    if record.started_at is not None and now - record.started_at < STARTING_GRACE_S:
+        return "starting"
+    return "stopped"
+
+
+def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
+    panes = session.list_panes(fleet.tmux)
+    live = panes or {}
+    now = time.time()
+    records = {a.name: state.read(fleet.paths, a.name) for a in agents}
+    states = {
+        a.name: agent_state(live.get(a.name), records[a.name], fleet.roster.runtime_for(a), now)
+        for a in agents
+    }
+    running = [a for a in agents if states[a.name] == "running"]
+    screens = session.capture_many(fleet.tmux, [live[a.name].id for a in running])
+    rows = []
+    for agent in agents:
+        pane = live.get(agent.name)
+        record = records[agent.name]
+        activity = "unknown"
+        if pane is not None and pane.id in screens:
+            screen = Screen(
+                lines=tuple(screens[pane.id].split("\n")),
+                cursor_x=pane.cursor_x,
+                cursor_y=pane.cursor_y,
+            )
+            activity = str(classify(fleet.roster.runtime_for(agent), screen).activity)
+        alive = pane is not None and not pane.dead
+        pid = pane.pid if alive and pane is not None else None
+        uptime = procs.uptime_s(pid) if pid else None
+        rows.append(
+            {
+                "name": agent.name,
+                "runtime": agent.runtime,
+                "state": states[agent.name],
+                "activity": activity,
+                "pid": pid,
+                "uptime_s": round(uptime, 1) if uptime is not None else None,
+                "restarts": record.restarts,
+                "last_exit": record.last_exit,
+                "session": agent.name,
+            }
+        )
+    return {
+        "supervisor": fleet.supervisor,
+        "socket": fleet.socket,
+        "holder": "running" if panes is not None else "stopped",
+        "agents": rows,
+    }

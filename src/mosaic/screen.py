@@ -176,9 +176,7 @@ def squash(text: str) -> str:
     Wrapping, indentation, the TUI's own continuation prefixes and tab rendering all change
     whitespace, never the other characters, so comparisons are made on what is left.
     """
-    return "".join(
-        ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] != "C"
-    )
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] != "C")
 
 
 def _block_above(screen: Screen, top: int) -> list[int]:
@@ -268,9 +266,7 @@ def _claude_layout(runtime: Runtime, screen: Screen) -> _Layout:
                 text = ""
             footer = _non_blank(screen, range(bottom + 1, n))
             above = tuple(
-                i
-                for i in range(max(0, top - CONTEXT_ROWS), top)
-                if _claude_own_line(screen.row(i))
+                i for i in range(max(0, top - CONTEXT_ROWS), top) if _claude_own_line(screen.row(i))
             )
             return _Layout(input_rows, text, (*above, *footer), (*input_rows, *footer))
     # No input box: a dialog owns the screen. Only what is below the last rule is live.
@@ -284,9 +280,7 @@ def _claude_layout(runtime: Runtime, screen: Screen) -> _Layout:
 
 def _gemini_layout(runtime: Runtime, screen: Screen) -> _Layout:
     n = len(screen.lines)
-    start = next(
-        (i for i in range(n - 1, -1, -1) if _GEMINI_INPUT.match(screen.row(i))), None
-    )
+    start = next((i for i in range(n - 1, -1, -1) if _GEMINI_INPUT.match(screen.row(i))), None)
     if start is None:
         return _generic_layout(runtime, screen)
     rows = [start]
@@ -311,12 +305,13 @@ def _gemini_layout(runtime: Runtime, screen: Screen) -> _Layout:
 
 
 def _wrapped(screen: Screen, index: int) -> bool:
-    """Whether row `index` continues on the next row (it filled the pane's width)."""
+    """Whether row `index` continues on the next row (it filled the pane's width).
+
+    Only decided when the pane width is known: guessing it from the longest line joins
+    unrelated rows. Without it, `_generic_in_input` still catches a fragment cut by the wrap.
+    """
     line = screen.row(index)
-    if not line:
-        return False
-    width = screen.width or max((len(x) for x in screen.lines), default=0)
-    return width >= 20 and _cells(line) >= width
+    return bool(line) and screen.width > 0 and _cells(line) >= screen.width
 
 
 def _cells(text: str) -> int:
@@ -428,9 +423,7 @@ def message_in_input(runtime: Runtime, screen: Screen, message: str) -> InputChe
     return InputCheck(head in have or tail in have or fragment, rows)
 
 
-def _generic_in_input(
-    runtime: Runtime, screen: Screen, message: str, wanted: str
-) -> InputCheck:
+def _generic_in_input(runtime: Runtime, screen: Screen, message: str, wanted: str) -> InputCheck:
     """The generic rule: the message is in the input while its tail is on the cursor line.
 
     The tail is the last FRAGMENT_CHARS non-space characters of the whole message, so a
@@ -475,6 +468,15 @@ def _generic_in_input(
                 line = line[m.end() :]
         pieces.append(squash(line))
     region = "".join(pieces)
-    present = region.endswith(tail) if len(wanted) < 8 else tail in region
+    if len(wanted) < 8:
+        present = region.endswith(tail)
+    else:
+        # A wrap we could not see (unknown width) may cut the tail: the row above then ends
+        # with its head and the region starts with the rest. The new prompt that follows a
+        # submit never starts with the message's last characters, so this stays safe.
+        above = squash(screen.row(start - 1)) if start > 0 else ""
+        present = tail in region or any(
+            above.endswith(tail[:k]) and region.startswith(tail[k:]) for k in range(1, len(tail))
+        )
     evidence = tuple(screen.row(i).rstrip() for i in range(start, y + 1) if screen.row(i).strip())
     return InputCheck(present, evidence)

@@ -13,8 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import pid_alive, run_mosaic, wait_until
-from mosaic import units
+from mosaic import systemctl, units
+from mosaic.errors import OperationFailed
 from systemd_harness import UserManager, user_manager
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest
@@ -289,3 +292,56 @@ def test_install_without_user_manager_is_a_clear_error(
     assert res.code == 0, res.err
     assert "enable mosaic-agent@alpha.service" in res.out
     assert not (tmp_path / "config").exists()
+
+
+# --- mosaic.systemctl against the real manager ---------------------------------------------
+
+
+def test_systemctl_wrapper(user_manager: UserManager, tmp_path: Path) -> None:
+    m = user_manager
+    m.unit_dir.mkdir(parents=True)
+    (m.unit_dir / "ok.service").write_text("[Service]\nExecStart=/bin/sleep 600\n")
+    (m.unit_dir / "bad.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/false\n")
+    systemctl.daemon_reload(env=m.env)
+    assert systemctl.user_manager_available(m.env)
+
+    systemctl.start(["ok.service"], env=m.env)
+    with pytest.raises(OperationFailed, match="systemctl --user start failed"):
+        systemctl.start(["bad.service"], env=m.env)
+
+    # One call answers for every unit, including one systemd has never heard of.
+    props = systemctl.show(
+        ["ok.service", "bad.service", "nope.service"],
+        ["ActiveState", "MainPID", "LoadState"],
+        env=m.env,
+    )
+    assert props["ok.service"]["ActiveState"] == "active"
+    assert int(props["ok.service"]["MainPID"]) > 0
+    assert props["bad.service"]["ActiveState"] == "failed"
+    assert props["nope.service"]["LoadState"] == "not-found"
+    assert systemctl.is_active(["ok.service", "bad.service"], env=m.env) == {
+        "ok.service": "active",
+        "bad.service": "failed",
+    }
+    assert set(systemctl.list_units(["*.service"], env=m.env)) >= {"ok.service", "bad.service"}
+
+    # reset-failed skips a unit the manager never loaded instead of failing the whole call.
+    systemctl.reset_failed(["bad.service", "nope.service"], env=m.env)
+    assert systemctl.is_active(["bad.service"], env=m.env) == {"bad.service": "inactive"}
+
+    systemctl.stop(["ok.service", "bad.service"], env=m.env)
+    assert systemctl.is_active(["ok.service"], env=m.env)["ok.service"] == "inactive"
+    assert systemctl.is_enabled(["ok.service", "nope.service"], env=m.env) == {
+        "ok.service": "static",
+        "nope.service": "",
+    }
+
+
+def test_user_manager_unavailable(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "DBUS_"))}
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    assert not systemctl.user_manager_available(env)
+    with pytest.raises(OperationFailed, match="systemctl --user daemon-reload failed"):
+        systemctl.daemon_reload(env=env)

@@ -209,7 +209,11 @@ def parse(text: str, path: Path) -> tuple[Any, list[Problem]]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = " ".join(p for p in (exc.context, exc.problem) if p)
+        message = exc.problem or "invalid YAML"
+        if exc.context and message.startswith("but "):
+            message = f"{exc.context} {message}"
+        elif exc.context:
+            message += f" ({exc.context})"
         raise RosterError([Problem(where, line, col, f"YAML syntax error: {message}")]) from None
     except YAMLError as exc:
         position = getattr(exc, "position", None)
@@ -307,6 +311,9 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if type(value).__name__ == "TaggedScalar":
+        tag = str(getattr(value.tag, "value", value.tag)).replace("tag:yaml.org,2002:", "!!")
+        return f"{tag} {value.value!r}"
     return repr(value)
 
 

@@ -150,8 +150,12 @@ def _append_agent(doc: Any, node: Any) -> None:
         agents = CommentedSeq()
         doc["agents"] = agents
     if not agents:
-        # `agents: []` is flow style; a block list reads better once it has members.
+        # `agents: []` is flow style; a block list reads better once it has members. The
+        # comment lines kept after `[]` now belong below the new (only) agent.
         agents.fa.set_block_style()
+        eol, rest = _Comments.key_tail(doc, "agents")
+        _Comments.set_key_tail(doc, "agents", eol, "")
+        _Comments.set_tail(node, "", rest)
     else:
         # Comments after the last agent belong to whatever follows the list: keep them
         # below the new agent rather than between the old last agent and the new one.
@@ -232,6 +236,21 @@ class _Comments:
             token.value = value
 
     @staticmethod
+    def key_tail(doc: Any, key: str) -> tuple[str, str]:
+        entry = doc.ca.items.get(key)
+        if not entry or len(entry) < 3 or entry[2] is None:
+            return "", ""
+        eol, _, rest = entry[2].value.partition("\n")
+        return eol, rest
+
+    @classmethod
+    def set_key_tail(cls, doc: Any, key: str, eol: str, rest: str) -> None:
+        entry = doc.ca.items.get(key)
+        if entry is None:
+            return
+        entry[2] = cls._token(f"{eol}\n{rest}") if eol or rest else None
+
+    @staticmethod
     def _token(value: str, column: int = 0) -> Any:
         from ruamel.yaml.error import CommentMark
         from ruamel.yaml.tokens import CommentToken
@@ -270,6 +289,8 @@ class _Comments:
             eol, _, lines = entry[2].value.partition("\n")
         if len(entry) > 3 and isinstance(entry[3], list):
             lines += "".join(" " * t.column + t.value for t in entry[3])
+        # After a flow-style last value, ruamel keeps the following lines on the list.
+        rest += "".join(" " * t.column + t.value for t in getattr(doc["agents"].ca, "end", []))
         empty = CommentedSeq()
         empty.fa.set_flow_style()
         doc["agents"] = empty

@@ -291,13 +291,22 @@ def _flock_pids(st: os.stat_result) -> list[int]:
 # --------------------------------------------------------------------------- diagnostics
 
 
+# (pid, start time, command) of this process, read from /proc once: the record is written
+# right after the lock is taken, which is on the hand-off path. Reset in a fork child.
+_identity: tuple[int, int | None, str | None] | None = None
+
+
 def _record_bytes() -> bytes:
-    pid = os.getpid()
+    global _identity
+    if _identity is None or _identity[0] != os.getpid():
+        pid = os.getpid()
+        _identity = (pid, _proc_start_time(pid), _proc_command(pid))
+    pid, start, command = _identity
     now = time.time()
     record = {
         "pid": pid,
-        "start_time": _proc_start_time(pid),
-        "command": _proc_command(pid),
+        "start_time": start,
+        "command": command,
         "acquired_at": now,
         "acquired_at_local": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now)),
         "note": "held while a flock is held on this file; see `mosaic fleet status`",

@@ -18,7 +18,10 @@ FILE_MODE = 0o600
 def ensure_dir(path: Path) -> Path:
     """Create `path` (and parents) as 0700; an existing directory keeps its mode."""
     if not path.is_dir():
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        # mkdir(parents=True) would give the parents the umask's mode, not 0700.
+        if not path.parent.is_dir():
+            ensure_dir(path.parent)
+        path.mkdir(mode=DIR_MODE, exist_ok=True)
     return path
 
 

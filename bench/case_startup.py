@@ -1,0 +1,38 @@
+"""Start-up cost of the CLI, as a ratio to a bare interpreter from the same venv.
+
+`mosaic --version` shows what the entry point costs before any command runs; `fleet validate`
+on a 50-agent roster adds click's command machinery, ruamel.yaml and the validator, which is
+what every roster-reading command pays.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from benchlib import MOSAIC, Row, base_env, time_cmd
+
+
+def _roster_50() -> str:
+    agents = "".join(
+        f'  - name: agent{i:02d}\n    runtime: demo\n    args: ["--think", "1"]\n'
+        f"    env: {{SLOT: '{i}'}}\n"
+        for i in range(50)
+    )
+    return f"version: 1\ntmux_socket: bench\ndefaults:\n  env: {{EDITOR: vi}}\nagents:\n{agents}"
+
+
+def run() -> list[Row]:
+    baseline = time_cmd([sys.executable, "-c", "pass"], repeat=30)
+    version = time_cmd([MOSAIC, "--version"], repeat=30)
+    with tempfile.TemporaryDirectory(prefix="mosaic-bench-") as tmp:
+        roster = Path(tmp) / "roster.yaml"
+        roster.write_text(_roster_50())
+        env = base_env(MOSAIC_HOME=tmp, MOSAIC_FLEET_ROSTER=str(roster))
+        validate = time_cmd([MOSAIC, "fleet", "validate"], env=env, repeat=30)
+    base = "python -c pass"
+    return [
+        Row("startup: mosaic --version", version, base, baseline, target=1.5),
+        Row("startup: mosaic fleet validate (50 agents)", validate, base, baseline, target=2.5),
+    ]

@@ -365,7 +365,7 @@ def test_generic_wrapped_rows_join_the_cursor_line() -> None:
 
 def test_demo_screens() -> None:
     demo = RT["demo"]
-    assert classify(demo, pane("demo> ")).activity is Activity.IDLE
+    assert classify(demo, pane("demo>")).activity is Activity.IDLE  # trailing space trimmed
     assert classify(demo, pane("demo> hi", "| thinking (0s)")).activity is Activity.BUSY
     approval = pane("demo> hi", "Allow? (y/n)", cursor=(13, 19))
     assert classify(demo, approval).activity is Activity.AWAITING_APPROVAL

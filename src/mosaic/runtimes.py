@@ -142,7 +142,8 @@ def builtin_runtimes() -> dict[str, Runtime]:
             processes=_python_names(),
             # Kept in sync with what demo_agent.py draws (PROMPT, CONTINUATION, busy line,
             # approval question); all anchored at column 0, where message text never is.
-            ready=r"^(?:demo|\.\.\.\.)> ",
+            # capture-pane trims trailing spaces: an empty prompt reads `demo>`.
+            ready=r"^(?:demo|\.\.\.\.)>(?: |$)",
             busy=r"^[|/\\-] thinking",
             approval=r"^Allow\? \(y/n\)",
             quit_keys=("C-c", "C-d"),

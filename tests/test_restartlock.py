@@ -170,6 +170,15 @@ def open_inodes(pid: int) -> set[int]:
     return found
 
 
+def _flock_holders_in_proc_locks(lock: Path) -> set[int]:
+    ino = os.stat(lock).st_ino
+    return {
+        int(f[4])
+        for f in (line.split() for line in Path("/proc/locks").read_text().splitlines())
+        if len(f) >= 6 and f[1] == "FLOCK" and int(f[5].rsplit(":", 1)[1]) == ino
+    }
+
+
 def lock_is_free(lock: Path) -> bool:
     """Probe through a fresh open file description; never blocks."""
     fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
@@ -418,6 +427,84 @@ def test_override_ends_the_real_holder_not_the_pid_in_the_file(
         for p in (innocent, holder):
             p.kill()
             p.wait()
+
+
+def test_override_finds_a_holder_no_record_or_proc_locks_names(
+    tmp_path: Path, script: Path, lock: Path, contenders: list[Contender]
+) -> None:
+    """A plain fork child that inherited the lock outlives the locker: /proc/locks still
+    names the dead locker, so the waiter must find the real holder by its descriptors."""
+    forker = tmp_path / "forker.py"
+    forker.write_text(
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    os.setsid()\n"
+        "    devnull = os.open(os.devnull, os.O_RDWR)\n"
+        "    for std in (0, 1, 2):\n"
+        "        os.dup2(devnull, std)  # let the caller see EOF now\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+    )
+    lock.parent.mkdir(parents=True)
+    out = subprocess.run(
+        [sys.executable, str(forker), str(lock)], capture_output=True, text=True, timeout=20
+    )
+    orphan = int(out.stdout)
+    assert orphan not in _flock_holders_in_proc_locks(lock)
+    try:
+        assert not lock_is_free(lock)  # held by the orphan alone now
+        waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: "0.3"})
+        _, _, over = waiter.expect("in", timeout=15)
+        assert int(over) == orphan
+        wait_until(lambda: not pid_alive(orphan), timeout=5, what="orphan ended")
+        waiter.send("release")
+        assert waiter.finish() == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)  # the process this test's script forked
+
+
+ABANDON_SRC = r"""
+import sys
+from pathlib import Path
+from mosaic.restartlock import restart_lock
+
+print("waiting", flush=True)
+try:
+    with restart_lock(Path(sys.argv[1])):
+        print("in", flush=True)
+except KeyboardInterrupt:
+    print("gave-up", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_waiter_that_gives_up_never_enters_nor_keeps_the_lock(
+    tmp_path: Path, script: Path, lock: Path, contenders: list[Contender]
+) -> None:
+    """Ctrl-C while waiting: the helper thread still blocked in flock must drop the lock
+    it gets later at once, without the process ever entering (the process stays alive,
+    so the kernel's exit cleanup cannot be what frees it)."""
+    owner = start(contenders, script, lock)
+    owner.expect("in")
+    quitter_src = tmp_path / "quitter.py"
+    quitter_src.write_text(ABANDON_SRC)
+    quitter = start(contenders, quitter_src, lock)
+    quitter.expect("waiting")
+    wait_until(lambda: blocked_on(quitter.pid, lock), what="quitter blocked")
+    os.kill(quitter.pid, signal.SIGINT)
+    quitter.expect("gave-up")
+    owner.send("release")
+    owner.expect("out")
+    wait_until(lambda: lock_is_free(lock), timeout=5, what="lock free after the hand-off")
+    assert pid_alive(quitter.pid) and quitter.no_line()
+    wait_until(lambda: os.stat(lock).st_ino not in open_inodes(quitter.pid), timeout=5,
+               what="abandoned descriptor closed")
+    assert owner.finish() == 0 and quitter.finish() == 0
 
 
 # --------------------------------------------------------------------------- hand-off, death

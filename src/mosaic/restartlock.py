@@ -431,7 +431,7 @@ class _Waiter:
 
     def wait(self, timeout: float) -> bool:
         """True once the lock is ours; False when `timeout` passed first."""
-        if not self._done.wait(max(0.0, timeout)):
+        if not self._done.wait(min(max(0.0, timeout), threading.TIMEOUT_MAX)):
             return False
         if self._error is not None:
             raise OperationFailed(f"cannot lock the restart lock: {self._error}")
@@ -448,34 +448,60 @@ class _Waiter:
             return False
 
 
+def _all_pids() -> list[int]:
+    """Every process, for the rare holder that neither the record nor /proc/locks names
+    (e.g. a plain fork child that inherited a dead owner's descriptor)."""
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
 @dataclass(frozen=True)
 class _Victim:
     pid: int
     start_time: int | None
 
 
-def _pin_holder(fd: int, st: os.stat_result) -> tuple[int, int, HolderInfo] | None:
-    """(pidfd, pid, info) of the process that holds the flock now, or None.
+_Pinned = tuple[int, int, HolderInfo]  # (pidfd, pid, what we know about it)
+
+
+def _pin(pid: int, st: os.stat_result, record: HolderInfo | None) -> _Pinned | None:
+    """(pidfd, pid, info) if `pid` holds the flock now, else None.
 
     Order matters: the pidfd is opened first, then ownership is checked by pid, then the
     pidfd's process is checked to be still alive. A live process keeps its pid, so the
-    process checked by pid is the one the pidfd pins, and the signal can reach no other.
+    process checked by pid is the one the pidfd pins, and a signal sent through the pidfd
+    can reach no other process, whatever happens to the pid number later.
     """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        if _holds_flock(pid, st):
+            info = _holder_info(pid, record)
+            if not select.select([pidfd], [], [], 0)[0]:  # readable = exited
+                return pidfd, pid, info
+    except BaseException:
+        os.close(pidfd)
+        raise
+    os.close(pidfd)
+    return None
+
+
+def _pin_holder(fd: int, st: os.stat_result) -> _Pinned | None:
+    """The process that holds the flock now, pinned; None if free or not found."""
     record, pids = _candidates(fd, st)
     for pid in pids:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            continue
-        try:
-            if _holds_flock(pid, st):
-                info = _holder_info(pid, record)
-                if not select.select([pidfd], [], [], 0)[0]:  # readable = exited
-                    return pidfd, pid, info
-        except BaseException:
-            os.close(pidfd)
-            raise
-        os.close(pidfd)
+        pinned = _pin(pid, st, record)
+        if pinned is not None:
+            return pinned
+    for pid in _all_pids():
+        if pid not in pids and _holds_flock(pid, st):
+            pinned = _pin(pid, st, record)
+            if pinned is not None:
+                return pinned
     return None
 
 
@@ -511,6 +537,8 @@ def _wait_or_override(
         unidentified_since = None
         pidfd, pid, info = pinned
         try:
+            if waiter.wait(0):
+                return overridden  # released while we looked (maybe to us): nobody to end
             if pid == os.getpid():
                 raise OperationFailed(
                     f"restart lock {path} is held by this process through another "

@@ -45,9 +45,8 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 PROMPT = "demo> "
 CONTINUATION = "....> "
@@ -68,9 +67,12 @@ class _Exit(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Event:
-    """One decoded input: `kind` is text, paste, enter, backspace, clear, eof_key or escape."""
+class Event(NamedTuple):
+    """One decoded input: `kind` is text, paste, enter, backspace, clear, eof_key or escape.
+
+    A NamedTuple, not a dataclass: importing dataclasses (and with it inspect) would double
+    the agent's start-up time.
+    """
 
     kind: str
     text: str
@@ -294,8 +296,7 @@ class Terminal:
             return b""
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(NamedTuple):
     think: float
     swallow_enter_ms: int
     crash_after: int

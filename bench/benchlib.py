@@ -62,7 +62,10 @@ def time_cmd(
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    """The caller's environment, minus what would make a run unlike a user's: an installed
+    package has its bytecode compiled, so PYTHONDONTWRITEBYTECODE must not force every
+    measured command to recompile its modules."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(extra)
     return env
 

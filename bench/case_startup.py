@@ -24,8 +24,9 @@ def _roster_50() -> str:
 
 
 def run() -> list[Row]:
-    baseline = time_cmd([sys.executable, "-c", "pass"], repeat=30)
-    version = time_cmd([MOSAIC, "--version"], repeat=30)
+    plain = base_env()
+    baseline = time_cmd([sys.executable, "-c", "pass"], env=plain, repeat=30)
+    version = time_cmd([MOSAIC, "--version"], env=plain, repeat=30)
     with tempfile.TemporaryDirectory(prefix="mosaic-bench-") as tmp:
         roster = Path(tmp) / "roster.yaml"
         roster.write_text(_roster_50())

@@ -1,4 +1,4 @@
-from mosaic.cli.main import main
+from mosaic.cli import main
 
 if __name__ == "__main__":
     main()

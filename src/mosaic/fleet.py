@@ -38,7 +38,7 @@ def choose_supervisor(wanted: str, env: dict[str, str]) -> str:
 
 def open_fleet(paths: Paths, env: dict[str, str] | None = None) -> Fleet:
     env = dict(os.environ) if env is None else env
-    roster = roster_mod.load(paths.roster)
+    roster = roster_mod.load(paths.roster, cache_dir=paths.run)
     socket = roster_mod.effective_socket(roster, env)
     wanted = roster_mod.effective_supervisor(roster, env)
     return Fleet(paths, roster, socket, choose_supervisor(wanted, env))

@@ -46,7 +46,8 @@ def pane_died(name: str, status: str, signal: str) -> None:
     delay = decided[0].delay
     if delay is not None:
         command = (
-            f'"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks respawn {name} {new.generation}'
+            f'"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks respawn {name} {new.generation} '
+            '2>>"$MOSAIC_HOME/fleet/run/hooks.err"'
         )
         tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", command)
 
@@ -55,24 +56,21 @@ def respawn(name: str, generation: int) -> None:
     """Respawn the dead pane unless an operator acted (new generation) since the crash."""
     paths, tmux, _ = _context()
 
-    def change(current: AgentState) -> AgentState:
+    with state.transaction(paths, name) as txn:
+        current = txn.current
         if current.desired != "running" or current.generation != generation or current.failed:
-            return current
+            return
         pane = (session.list_panes(tmux) or {}).get(name)
         if pane is None or not pane.dead:
-            return replace(current, respawn_due=None)
+            txn.save(replace(current, respawn_due=None))
+            return
+        # Recorded before the pane comes back, so no reader sees a new pid with old counts.
+        txn.save(replace(current, restarts=current.restarts + 1, started_at=time.time(),
+                         respawn_due=None))  # fmt: skip
         tmux.run("respawn-pane", "-t", pane.id)
         pid = tmux.out("display-message", "-p", "-t", pane.id, "#{pane_pid}").strip()
         session.attach_transcript(tmux, paths, name, pane.id)
-        return replace(
-            current,
-            restarts=current.restarts + 1,
-            started_at=time.time(),
-            pid=int(pid) if pid.isdigit() else None,
-            respawn_due=None,
-        )
-
-    state.update(paths, name, change)
+        txn.save(replace(txn.current, pid=int(pid) if pid.isdigit() else None))
 
 
 def main(argv: list[str]) -> int:

@@ -138,8 +138,16 @@ class MissingProgram:
 # --------------------------------------------------------------------------- loading
 
 
-def load(path: Path, env: Mapping[str, str] | None = None) -> Roster:
-    """Read and validate the roster at `path`; every problem is in one RosterError."""
+def load(
+    path: Path, env: Mapping[str, str] | None = None, cache_dir: Path | None = None
+) -> Roster:
+    """Read and validate the roster at `path`; every problem is in one RosterError.
+
+    With `cache_dir`, the parsed document of a roster that was valid last time is kept
+    there as JSON keyed by the file's hash, so an unchanged roster is checked without
+    importing or running the YAML parser (which costs several interpreter start-ups).
+    The check itself always runs; any problem re-parses with YAML for exact positions.
+    """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -150,7 +158,21 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Roster:
         raise ConfigError(f"roster path is a directory, not a file: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read roster {path}: {exc.strerror or exc}") from None
-    return loads(data, path, env)
+    if cache_dir is None:
+        return loads(data, path, env)
+    from mosaic import rostercache
+
+    doc = rostercache.get(cache_dir, data)
+    if doc is not None:
+        checker = _Checker(str(path), "", dict(os.environ) if env is None else dict(env), path)
+        roster = checker.roster(doc)
+        if roster is not None and not checker.problems:
+            return roster
+    text = decode(data, path)
+    doc, problems = parse(text, path)
+    roster = _check(text, doc, problems, path, env)
+    rostercache.put(cache_dir, data, doc)
+    return roster
 
 
 def loads(data: bytes | str, path: Path, env: Mapping[str, str] | None = None) -> Roster:
@@ -158,6 +180,12 @@ def loads(data: bytes | str, path: Path, env: Mapping[str, str] | None = None) -
     they are written)."""
     text = decode(data, path)
     doc, problems = parse(text, path)
+    return _check(text, doc, problems, path, env)
+
+
+def _check(
+    text: str, doc: Any, problems: list[Problem], path: Path, env: Mapping[str, str] | None
+) -> Roster:
     checker = _Checker(str(path), text, dict(os.environ) if env is None else dict(env), path)
     roster = checker.roster(doc)
     problems += checker.problems

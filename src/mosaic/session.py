@@ -34,6 +34,7 @@ PANE_FIELDS = (
     "pane_in_mode",
     "cursor_x",
     "cursor_y",
+    "pane_width",
 )
 WIDTH, HEIGHT = 200, 50
 # Transcript rotation: <agent>.log grows to this size, then becomes <agent>.log.1.
@@ -44,7 +45,8 @@ LOG_MAX_BYTES = 4 * 1024 * 1024
 # no user-controlled text is ever parsed by tmux or a shell here.
 _HOOK = (
     "\"$MOSAIC_HOOK_PYTHON\" -m mosaic.hooks pane-died "
-    '#{session_name} #{pane_id} "#{pane_dead_status}" "#{pane_dead_signal}"'
+    '#{session_name} #{pane_id} "#{pane_dead_status}" "#{pane_dead_signal}" '
+    '2>>"$MOSAIC_HOME/fleet/run/hooks.err"'
 )
 TMUX_CONF = f"""\
 # Written by mosaic fleet; read when the private tmux server starts.
@@ -52,7 +54,7 @@ set -s exit-empty off
 set -g remain-on-exit on
 set -g history-limit 20000
 set -g default-size {WIDTH}x{HEIGHT}
-set-hook -g pane-died {{
+set-hook -gw pane-died {{
   run-shell -b '{_HOOK}'
 }}
 """
@@ -69,6 +71,7 @@ class Pane:
     in_mode: bool
     cursor_x: int
     cursor_y: int
+    width: int = 0
 
     @classmethod
     def from_row(cls, row: list[str]) -> Pane:
@@ -83,6 +86,7 @@ class Pane:
             in_mode=row[7] == "1",
             cursor_x=_int(row[8]),
             cursor_y=_int(row[9]),
+            width=_int(row[10]),
         )
 
 
@@ -210,23 +214,32 @@ def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | 
 def attach_transcript(tmux: Tmux, paths: Paths, name: str, pane_id: str) -> None:
     """Pipe the pane's output into a size-capped, rotated transcript.
 
-    The pipe is a POSIX sh loop around `head -c` (a few hundred KiB of RSS) rather than a
+    The pipe is a POSIX sh loop around `dd` (a few hundred KiB of RSS) rather than a
     Python process, keeping per-agent overhead small.
     """
     log = paths.agent_log(name)
     ensure_dir(log.parent)
     script = (
         'f="$1"; max="$2"; '
-        'size() { s=$(stat -c %s "$f" 2>/dev/null) || s=0; echo "$s"; }; '
         "while :; do "
-        'if [ "$(size)" -ge "$max" ]; then mv -f "$f" "$f.1"; fi; '
-        'head -c "$((max - $(size)))" >> "$f"; '
-        '[ "$(size)" -ge "$max" ] || exit 0; '
+        's=$(wc -c < "$f" 2>/dev/null) || s=0; '
+        'if [ "$s" -ge "$max" ]; then mv -f "$f" "$f.1" || exit 1; s=0; fi; '
+        # dd, unlike head, writes each read at once (no stdio buffering): `logs -f` is live.
+        'dd iflag=count_bytes count="$((max - s))" bs=65536 status=none '
+        'oflag=append conv=notrunc of="$f" || exit 1; '
+        's=$(wc -c < "$f") || exit 1; '
+        '[ "$s" -ge "$max" ] || exit 0; '
         "done"
     )
-    command = shlex.join(["sh", "-c", script, "sh", str(log), str(LOG_MAX_BYTES)])
-    umask = "umask 077; "
-    tmux.run("pipe-pane", "-t", pane_id, umask + "exec " + command)
+    command = "umask 077; exec " + shlex.join(
+        ["sh", "-c", script, "sh", str(log), str(LOG_MAX_BYTES)]
+    )
+    tmux.run("pipe-pane", "-t", pane_id, tmux_literal(command))
+
+
+def tmux_literal(command: str) -> str:
+    """Protect a shell command from tmux's own expansion of #{formats} and %strftime."""
+    return command.replace("#", "##").replace("%", "%%")
 
 
 def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> None:

@@ -8,7 +8,8 @@ atomic replace: readers without the lock see either the old or the new record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -52,13 +53,30 @@ def read(paths: Paths, agent: str) -> AgentState:
     return AgentState(**{k: v for k, v in raw.items() if k in known})
 
 
+class Transaction:
+    """The agent's record while its lock is held; `save` may be called more than once."""
+
+    def __init__(self, paths: Paths, agent: str) -> None:
+        self._path = record_path(paths, agent)
+        self.current = read(paths, agent)
+
+    def save(self, new: AgentState) -> AgentState:
+        atomic_write(self._path, json.dumps(asdict(new)).encode())
+        self.current = new
+        return new
+
+
+@contextmanager
+def transaction(paths: Paths, agent: str) -> Iterator[Transaction]:
+    """Hold the agent's lock across several steps (e.g. record, then act, then record)."""
+    ensure_dir(_dir(paths))
+    with exclusive(_dir(paths) / f"{agent}.lock"):
+        yield Transaction(paths, agent)
+
+
 def update(
     paths: Paths, agent: str, change: Callable[[AgentState], AgentState]
 ) -> AgentState:
     """Apply `change` to the agent's record under its lock and persist the result."""
-    ensure_dir(_dir(paths))
-    with exclusive(_dir(paths) / f"{agent}.lock"):
-        new = change(read(paths, agent))
-        atomic_write(record_path(paths, agent), json.dumps(asdict(new)).encode())
-    return new
-
+    with transaction(paths, agent) as txn:
+        return txn.save(change(txn.current))

@@ -37,8 +37,8 @@ def agent_state(pane: Pane | None, record: AgentState, runtime: Runtime, now: fl
     if pane is None or pane.dead:
         if record.failed:
             return "failed"
-        if pane is not None and record.desired == "running" and record.respawn_due:
-            return "starting"
+        if pane is not None and record.desired == "running":
+            return "starting"  # the pane-died hook is deciding, or a respawn is due
         return "stopped"
     if runtime_alive(pane, runtime):
         return "running"
@@ -64,10 +64,8 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
         record = records[agent.name]
         activity = "unknown"
         if pane is not None and pane.id in screens:
-            screen = Screen(
-                lines=tuple(screens[pane.id].split("\n")),
-                cursor_x=pane.cursor_x,
-                cursor_y=pane.cursor_y,
+            screen = Screen.from_capture(
+                screens[pane.id], pane.cursor_x, pane.cursor_y, pane.width
             )
             activity = str(classify(fleet.roster.runtime_for(agent), screen).activity)
         alive = pane is not None and not pane.dead

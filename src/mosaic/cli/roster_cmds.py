@@ -105,7 +105,7 @@ def validate_cmd(ctx: click.Context) -> None:
     from mosaic import roster as rosterlib
 
     paths = paths_of(ctx)
-    fleet = rosterlib.load(paths.roster)
+    fleet = rosterlib.load(paths.roster, cache_dir=paths.run)
     for missing in rosterlib.missing_programs(fleet):
         click.echo(f"WARNING: {missing}", err=True)
     count = len(fleet.agents)

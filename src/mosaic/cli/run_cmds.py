@@ -141,7 +141,7 @@ def logs_cmd(ctx: click.Context, agent: str, follow: bool, lines: int) -> None:
     from mosaic import roster, transcript
 
     paths = paths_of(ctx)
-    roster.load(paths.roster).agent(agent)
+    roster.load(paths.roster, cache_dir=paths.run).agent(agent)
     log = paths.agent_log(agent)
     if not transcript.exists(log) and not follow:
         raise OperationFailed(f"agent {agent} has no transcript yet ({log})")

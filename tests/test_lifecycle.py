@@ -1,0 +1,226 @@
+"""The tmux supervisor end to end: real tmux on a private socket, real bash and python3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from fleetkit import PY_CRASH, agent, mosaic, ok, sessions, shell_roster, status, tmux, write_roster
+from helpers import pid_alive, wait_until
+
+
+def running(env: dict[str, str], name: str) -> dict[str, object] | None:
+    row = agent(env, name)
+    return row if row["state"] == "running" and row["pid"] else None
+
+
+def test_start_status_idempotent_and_stop_all(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1", "a2"]))
+    out = ok(fleet_env, "start").out
+    assert "a1: started" in out and "a2: started" in out
+    assert sessions(fleet_env) == ["a1", "a2"]
+    first = wait_until(lambda: running(fleet_env, "a1"), what="a1 running")
+    doc = status(fleet_env)
+    assert doc["supervisor"] == "tmux"
+    assert doc["socket"] == fleet_env["MOSAIC_TMUX_SOCKET"]
+    assert doc["holder"] == "running"
+    row = doc["agents"][0]
+    assert set(row) >= {"name", "runtime", "state", "activity", "pid", "uptime_s",
+                        "restarts", "last_exit", "session"}  # fmt: skip
+    assert row["session"] == "a1" and row["runtime"] == "shell" and row["restarts"] == 0
+    assert row["last_exit"] is None
+    # The pid is the runtime's own process, not tmux or a wrapper.
+    assert Path(f"/proc/{row['pid']}/comm").read_text().strip() == "bash"
+
+    again = ok(fleet_env, "start").out
+    assert "already running" in again
+    assert agent(fleet_env, "a1")["pid"] == first["pid"]
+    assert sessions(fleet_env) == ["a1", "a2"]
+
+    pids = [r["pid"] for r in status(fleet_env)["agents"]]
+    ok(fleet_env, "stop")
+    assert sessions(fleet_env) == []
+    assert status(fleet_env)["holder"] == "stopped"
+    assert all(not pid_alive(p) for p in pids)
+    assert {r["state"] for r in status(fleet_env)["agents"]} == {"stopped"}
+
+
+def test_stop_one_leaves_the_others(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1", "a2"]))
+    ok(fleet_env, "start")
+    a1 = wait_until(lambda: running(fleet_env, "a1"))
+    ok(fleet_env, "stop", "a1")
+    assert sessions(fleet_env) == ["a2"]
+    assert not pid_alive(int(str(a1["pid"])))
+    assert agent(fleet_env, "a1")["state"] == "stopped"
+    assert agent(fleet_env, "a2")["state"] == "running"
+    assert status(fleet_env)["holder"] == "running"
+    # A stopped agent stays stopped: no hook brings it back.
+    time.sleep(1.5)
+    assert agent(fleet_env, "a1")["state"] == "stopped"
+
+
+def test_stop_kills_the_whole_tree_even_hup_ignoring_children(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1"]))
+    ok(fleet_env, "start")
+    wait_until(lambda: running(fleet_env, "a1"))
+    pidfile = Path(fleet_env["HOME"]) / "child.pid"
+    # Like Codex and Claude Code: a process that survives SIGHUP (and SIGTERM).
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--",
+         f"(trap '' HUP TERM; exec sleep 1000) & echo $! > {pidfile}")  # fmt: skip
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
+    child = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip()))
+    assert pid_alive(child)
+    ok(fleet_env, "stop")
+    assert not pid_alive(child)
+
+
+def test_sigkill_of_runtime_is_restarted_with_new_pid(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1"]))
+    ok(fleet_env, "start")
+    first = wait_until(lambda: running(fleet_env, "a1"))
+    os.kill(int(str(first["pid"])), signal.SIGKILL)
+
+    def restarted() -> dict[str, object] | None:
+        row = agent(fleet_env, "a1")
+        ok_ = row["state"] == "running" and row["pid"] not in (None, first["pid"])
+        return row if ok_ else None
+
+    row = wait_until(restarted, timeout=10, what="a1 restarted")
+    assert int(str(row["restarts"])) >= 1
+    assert row["last_exit"] == -9
+
+
+def test_crash_loop_backs_off_then_fails_and_stays_failed(fleet_env: dict[str, str]) -> None:
+    body = shell_roster([]).replace("agents:\n", "agents:\n  - name: crashy\n    runtime: crash\n")
+    body += f"runtimes:\n  crash:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
+    write_roster(fleet_env, body)
+    started = time.monotonic()
+    ok(fleet_env, "start")
+    row = wait_until(lambda: (r := agent(fleet_env, "crashy"))["state"] == "failed" and r,
+                     timeout=30, interval=0.2, what="crashy failed")  # fmt: skip
+    elapsed = time.monotonic() - started
+    # Backoff 0.5 + 1 + 2 + 4 s between five quick crashes: never a tight loop.
+    assert elapsed >= 7.0, elapsed
+    assert row["restarts"] == 4
+    assert row["last_exit"] == 4
+    assert row["pid"] is None
+    time.sleep(2)
+    assert agent(fleet_env, "crashy")["restarts"] == 4
+    # An operator's start clears `failed` and tries again.
+    ok(fleet_env, "start", "crashy")
+    assert agent(fleet_env, "crashy")["state"] in ("running", "starting")
+
+
+def test_restart_never_and_clean_exit_on_failure_stay_stopped(fleet_env: dict[str, str]) -> None:
+    body = (
+        "version: 1\nagents:\n"
+        "  - name: never\n    runtime: boom\n    restart: never\n"
+        "  - name: clean\n    runtime: done\n"
+        "runtimes:\n"
+        f"  boom:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
+        "  done:\n    command: [python3, -c, 'import time; time.sleep(0.3)']\n"
+        "    processes: [python3]\n"
+    )
+    write_roster(fleet_env, body)
+    ok(fleet_env, "start")
+    wait_until(lambda: agent(fleet_env, "never")["last_exit"] == 4, timeout=10)
+    wait_until(lambda: agent(fleet_env, "clean")["last_exit"] == 0, timeout=10)
+    time.sleep(1.5)
+    for name in ("never", "clean"):
+        row = agent(fleet_env, name)
+        assert row["state"] == "stopped" and row["restarts"] == 0, row
+
+
+def test_runtime_that_drops_back_to_a_shell_is_not_running(fleet_env: dict[str, str]) -> None:
+    body = (
+        "version: 1\nagents:\n  - name: wrap\n    runtime: wrapped\n"
+        "runtimes:\n  wrapped:\n"
+        # Job control on (set -m), as in an interactive shell: python3 is the foreground job.
+        "    command: [bash, -c, 'set -m; python3 -c \"import time; time.sleep(6)\"; exec bash']\n"
+        "    processes: [python3]\n"
+    )
+    write_roster(fleet_env, body)
+    ok(fleet_env, "start")
+    wait_until(lambda: agent(fleet_env, "wrap")["state"] == "running")
+    wait_until(lambda: agent(fleet_env, "wrap")["state"] == "stopped", timeout=15)
+
+
+def test_missing_workdir_and_missing_program_start_nothing(fleet_env: dict[str, str]) -> None:
+    body = (
+        "version: 1\nagents:\n"
+        "  - name: good\n    runtime: shell\n"
+        "  - name: lost\n    runtime: shell\n    workdir: /nonexistent/dir-xyz\n"
+        "  - name: noprog\n    runtime: ghost\n"
+        "runtimes:\n  ghost:\n    command: [no-such-program-xyz]\n"
+    )
+    write_roster(fleet_env, body)
+    res = mosaic(fleet_env, "start")
+    assert res.code == 2
+    assert "/nonexistent/dir-xyz" in res.err
+    assert "no-such-program-xyz" in res.err
+    assert "Traceback" not in res.err
+    assert sessions(fleet_env) == []
+
+
+def test_unknown_agent_is_usage_error_listing_known(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1", "a2"]))
+    for cmd in ("start", "stop", "restart", "status", "capture", "logs"):
+        res = mosaic(fleet_env, cmd, "nosuch")
+        assert res.code == 2, (cmd, res)
+        assert "nosuch" in res.err and "a1" in res.err and "a2" in res.err, (cmd, res.err)
+    assert sessions(fleet_env) == []
+
+
+def test_capture_and_logs_show_the_agent_output(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1"]))
+    ok(fleet_env, "start")
+    wait_until(lambda: running(fleet_env, "a1"))
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--", "echo hello-$((6*7))")
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
+    wait_until(lambda: "hello-42" in ok(fleet_env, "capture", "a1").out)
+    last = ok(fleet_env, "capture", "a1", "-n", "2").out.splitlines()
+    assert len(last) <= 2 and any("hello-42" in ln for ln in last)
+    wait_until(lambda: "hello-42" in ok(fleet_env, "logs", "a1").out, what="transcript")
+    log = Path(fleet_env["MOSAIC_HOME"]) / "fleet" / "logs" / "a1.log"
+    assert log.stat().st_mode & 0o777 == 0o600
+    assert "\x1b" not in ok(fleet_env, "logs", "a1", "-n", "5").out
+
+
+def test_capture_of_stopped_agent_fails(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1"]))
+    res = mosaic(fleet_env, "capture", "a1")
+    assert res.code == 1 and "not running" in res.err
+
+
+def test_restart_gives_new_pids_and_starts_stopped_agents(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1", "a2"]))
+    ok(fleet_env, "start", "a1")
+    old = wait_until(lambda: running(fleet_env, "a1"))["pid"]
+    ok(fleet_env, "restart")
+    a1 = wait_until(lambda: running(fleet_env, "a1"))
+    assert a1["pid"] != old and not pid_alive(int(str(old)))
+    wait_until(lambda: running(fleet_env, "a2"))
+    assert sessions(fleet_env) == ["a1", "a2"]
+
+
+def test_agent_env_and_workdir_reach_the_runtime(fleet_env: dict[str, str], tmp_path: Path) -> None:
+    work = tmp_path / "work dir"
+    work.mkdir()
+    body = (
+        "version: 1\ndefaults:\n  env: {SHARED: from-defaults}\nagents:\n"
+        f"  - name: a1\n    runtime: shell\n    workdir: {work}\n"
+        "    env: {GREETING: 'hi there'}\n"
+    )
+    write_roster(fleet_env, body)
+    ok(fleet_env, "start")
+    wait_until(lambda: running(fleet_env, "a1"))
+    out = tmp_path / "env.txt"
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--",
+         f'echo "$GREETING|$SHARED|$PWD" > {out}')  # fmt: skip
+    tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
+    wait_until(out.exists)
+    assert wait_until(lambda: out.read_text()) == f"hi there|from-defaults|{work}\n"

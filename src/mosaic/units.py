@@ -150,10 +150,16 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def exec_word(word: str) -> str:
-    """One argument of ExecStart= et al.: specifiers and `$` escaped, quoted when needed."""
+def exec_word(word: str, program: bool = False) -> str:
+    """One word of ExecStart= et al.: specifiers and `$` escaped, quoted when needed.
+
+    systemd expands `$VAR` (and collapses `$$`) in the arguments only, never in the program
+    path, so there a `$` must stay as it is.
+    """
     _reject_control(word, f"command argument {word!r}")
-    escaped = word.replace("%", "%%").replace("$", "$$")
+    escaped = word.replace("%", "%%")
+    if not program:
+        escaped = escaped.replace("$", "$$")
     if not escaped or any(c.isspace() or c in "\"'\\;" for c in escaped):
         return _quote(escaped)
     return escaped
@@ -162,7 +168,7 @@ def exec_word(word: str) -> str:
 def exec_line(argv: list[str]) -> str:
     if not os.path.isabs(argv[0]):
         raise ConfigError(f"unit commands need an absolute program path, got {argv[0]!r}")
-    return " ".join(exec_word(w) for w in argv)
+    return " ".join(exec_word(w, program=i == 0) for i, w in enumerate(argv))
 
 
 def _exec_agent_line(python: str, verb: str) -> str:

@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
         ok = {None: "", True: "yes", False: "NO"}[r.ok]
         failed |= r.ok is False
         base = f"{r.baseline_name} ({_fmt(r.baseline, r.unit)})"
-        print(f"{r.case:<44} {_fmt(r.value, r.unit):>12} {base:<34} {r.ratio:>7.2f} {target:>7}  {ok}")
+        value = _fmt(r.value, r.unit)
+        print(f"{r.case:<44} {value:>12} {base:<34} {r.ratio:>7.2f} {target:>7}  {ok}")
     return 1 if failed else 0
 
 

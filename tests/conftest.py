@@ -6,6 +6,7 @@ TMUX_TMPDIR is a short directory under /tmp because tmux socket paths are limite
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -56,7 +57,5 @@ def _kill_tmux_server(env: dict[str, str], socket: str) -> None:
         ["tmux", "-L", socket, "kill-server"], env=env, capture_output=True, timeout=10
     )
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
             os.killpg(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, ValueError):
-            pass

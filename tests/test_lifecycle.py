@@ -72,7 +72,7 @@ def test_stop_kills_the_whole_tree_even_hup_ignoring_children(fleet_env: dict[st
     tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--",
          f"(trap '' HUP TERM; exec sleep 1000) & echo $! > {pidfile}")  # fmt: skip
     tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
-    child = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip()))
+    child = int(wait_until(lambda: pidfile.read_text().strip() if pidfile.exists() else None))
     assert pid_alive(child)
     ok(fleet_env, "stop")
     assert not pid_alive(child)

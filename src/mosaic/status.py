@@ -88,5 +88,20 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
         "supervisor": fleet.supervisor,
         "socket": fleet.socket,
         "holder": "running" if panes is not None else "stopped",
+        "restart_in_progress": _restart_in_progress(fleet),
         "agents": rows,
     }
+
+
+def _restart_in_progress(fleet: Fleet) -> dict[str, Any] | None:
+    """Who holds the restart lock right now; never waits (SPEC §6.5)."""
+    from mosaic.errors import ConfigError
+    from mosaic.restartlock import current_holder
+
+    try:
+        holder = current_holder(fleet.paths.restart_lock)
+    except ConfigError as exc:
+        return {"error": exc.message}
+    if holder is None:
+        return None
+    return {**holder.as_dict(), "line": holder.status_line()}

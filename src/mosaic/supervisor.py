@@ -16,6 +16,10 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
 
 
 def restart(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
-    """Stop then start; `whole` restarts every roster agent, starting stopped ones too."""
-    lines = stop(fleet, agents, whole)
-    return lines + start(fleet, agents)
+    """Stop then start under the restart lock (SPEC §6); `whole` restarts every roster
+    agent, starting stopped ones too."""
+    from mosaic.restartlock import restart_lock
+
+    with restart_lock(fleet.paths.restart_lock):
+        lines = stop(fleet, agents, whole)
+        return lines + start(fleet, agents)

@@ -16,7 +16,7 @@ def status_table(doc: dict[str, Any]) -> None:
     )
     if doc.get("restart_in_progress"):
         info = doc["restart_in_progress"]
-        console.print(f"[yellow]restart in progress (pid {info['pid']}, since {info['since']})")
+        console.print(f"[yellow]{info.get('line') or info.get('error')}")
     table = Table(box=None, header_style="bold")
     for col in ("agent", "runtime", "state", "activity", "pid", "uptime", "restarts", "last exit"):
         table.add_column(col)

@@ -244,7 +244,10 @@ def render_agent_template(ctx: UnitContext) -> str:
     `Restart=` reacts to the runtime. Hence KillMode=mixed: SIGTERM reaches the waiter only,
     after ExecStop= has stopped the pane's process tree gracefully, and any straggler (a stuck
     tmux client) is SIGKILLed. BindsTo= stops the agent when the server dies; the start limit
-    in [Unit] turns a crash loop into `failed` instead of restarting forever.
+    in [Unit] turns a crash loop into `failed` instead of restarting forever. Type=notify:
+    `mosaic.unitexec run` says READY only once the runtime's pane exists (then execs the
+    waiter in the same process), so `systemctl start` returns when the agent is up and fails
+    when it could not be launched, instead of succeeding on a mere fork.
     """
     lines = [
         HEADER.rstrip("\n"),
@@ -256,7 +259,8 @@ def render_agent_template(ctx: UnitContext) -> str:
         f"StartLimitBurst={ctx.start_limit_burst}",
         "",
         "[Service]",
-        "Type=simple",
+        "Type=notify",
+        "NotifyAccess=main",
         *(environment_line(k, v) for k, v in ctx.environment()),
         "ExecStart=" + _exec_agent_line(ctx.python, "run"),
         "ExecStop=" + _exec_agent_line(ctx.python, "stop"),

@@ -133,6 +133,16 @@ def ensure_server(tmux: Tmux, paths: Paths, supervisor: str) -> None:
     write_conf(paths)
     if not tmux.server_running():
         tmux.run("start-server")
+    publish_hook_environment(tmux, paths, supervisor)
+
+
+def publish_hook_environment(tmux: Tmux, paths: Paths, supervisor: str) -> None:
+    """Tell a running server's hooks where mosaic lives, in one round trip.
+
+    Never starts a server: under systemd the server belongs to the holder unit, and one
+    forked from here would land in the caller's cgroup (an agent unit) and die with it.
+    A server that is not running makes tmux fail, and that failure is raised.
+    """
     args: list[str] = []
     for key, value in hook_environment(paths, tmux.socket, supervisor).items():
         args += ["set-environment", "-g", key, value, ";"]

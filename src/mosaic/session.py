@@ -12,7 +12,7 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mosaic import procs
@@ -57,7 +57,19 @@ set -g default-size {WIDTH}x{HEIGHT}
 set-hook -gw pane-died {{
   run-shell -b '{_HOOK}'
 }}
+run-shell -b -d 1 'exec "$MOSAIC_HOME/fleet/run/tmux-tick"'
 """
+
+# tmux 3.3a sometimes leaves an exited pane process unreaped (a zombie): the pane shows
+# dead, with no exit status, and pane-died never fires (reproduced here in bare tmux, one
+# time in two under load). Any later exit of a child of the server makes tmux reap it and
+# fire the hook, so the server runs this short job every 2 seconds; nothing stays resident.
+TICK_SCRIPT = """\
+#!/bin/sh
+# Written by mosaic fleet: see session.py (TICK_SCRIPT) for why this exists.
+exec tmux run-shell -b -d 2 'exec "$MOSAIC_HOME/fleet/run/tmux-tick"'
+"""
+
 
 @dataclass(frozen=True)
 class Pane:
@@ -106,14 +118,18 @@ def make_tmux(paths: Paths, socket: str) -> Tmux:
 
 
 def write_conf(paths: Paths) -> Path:
-    path = conf_path(paths)
-    try:
-        if path.read_text() == TMUX_CONF:
-            return path
-    except FileNotFoundError:
-        pass
-    atomic_write(path, TMUX_CONF.encode())
-    return path
+    """The server's config and the tick script it schedules (rewritten only when changed)."""
+    for path, text, mode in (
+        (paths.run / "tmux-tick", TICK_SCRIPT, 0o700),
+        (conf_path(paths), TMUX_CONF, 0o600),
+    ):
+        try:
+            if path.read_text() == text:
+                continue
+        except FileNotFoundError:
+            pass
+        atomic_write(path, text.encode(), mode=mode)
+    return conf_path(paths)
 
 
 def hook_environment(paths: Paths, socket: str, supervisor: str) -> dict[str, str]:
@@ -132,7 +148,9 @@ def ensure_server(tmux: Tmux, paths: Paths, supervisor: str) -> None:
     ensure_dir(paths.logs)
     write_conf(paths)
     if not tmux.server_running():
-        tmux.run("start-server")
+        # Born with the hook environment, so the config's first tick already finds it.
+        env = {**(tmux.env or os.environ), **hook_environment(paths, tmux.socket, supervisor)}
+        replace(tmux, env=env).run("start-server")
     publish_hook_environment(tmux, paths, supervisor)
 
 

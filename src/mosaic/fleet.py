@@ -27,12 +27,11 @@ class Fleet:
 
 
 def choose_supervisor(wanted: str, env: dict[str, str]) -> str:
+    """`auto` means systemd exactly when a user manager answers (SPEC §1)."""
     if wanted != "auto":
         return wanted
-    try:
-        from mosaic import systemctl
-    except ImportError:
-        return "tmux"
+    from mosaic import systemctl
+
     return "systemd" if systemctl.user_manager_available(env) else "tmux"
 
 

@@ -2,12 +2,15 @@
 
 One `list-panes -a` gives every pane's pid, command and liveness; one chained
 `capture-pane` call gives every live screen for the classifier. Per-agent records and
-/proc supply restarts, last exit and uptime without touching tmux.
+/proc supply restarts, last exit and uptime without touching tmux. Under the systemd
+supervisor one `systemctl show` for all units adds systemd's view (see `Overlay`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mosaic import procs, session, state
@@ -47,15 +50,42 @@ def agent_state(pane: Pane | None, record: AgentState, runtime: Runtime, now: fl
     return "stopped"
 
 
-def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Overlay:
+    """What a supervisor knows better than the panes do (systemd: unit states, its restart
+    count, the holder unit); the pane part of status (runtime pid, screens) stays shared."""
+
+    holder: str
+    states: Mapping[str, str]
+    restarts: Mapping[str, int]
+
+
+OverlayFn = Callable[[Fleet, list[Agent], Mapping[str, Pane]], Overlay]
+
+
+def _default_overlay(fleet: Fleet) -> OverlayFn | None:
+    if fleet.supervisor == "systemd":
+        from mosaic import systemdsup
+
+        return systemdsup.status_overlay
+    return None
+
+
+def collect(
+    fleet: Fleet, agents: list[Agent], overlay: OverlayFn | None = None
+) -> dict[str, Any]:
     panes = session.list_panes(fleet.tmux)
     live = panes or {}
     now = time.time()
     records = {a.name: state.read(fleet.paths, a.name) for a in agents}
+    overlay = overlay or _default_overlay(fleet)
+    over = overlay(fleet, agents, live) if overlay is not None else None
     states = {
         a.name: agent_state(live.get(a.name), records[a.name], fleet.roster.runtime_for(a), now)
         for a in agents
     }
+    if over is not None:
+        states.update(over.states)
     running = [a for a in agents if states[a.name] == "running"]
     screens = session.capture_many(fleet.tmux, [live[a.name].id for a in running])
     rows = []
@@ -79,7 +109,7 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
                 "activity": activity,
                 "pid": pid,
                 "uptime_s": round(uptime, 1) if uptime is not None else None,
-                "restarts": record.restarts,
+                "restarts": over.restarts.get(agent.name, 0) if over else record.restarts,
                 "last_exit": record.last_exit,
                 "session": agent.name,
             }
@@ -87,7 +117,7 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
     return {
         "supervisor": fleet.supervisor,
         "socket": fleet.socket,
-        "holder": "running" if panes is not None else "stopped",
+        "holder": over.holder if over else ("running" if panes is not None else "stopped"),
         "restart_in_progress": _restart_in_progress(fleet),
         "agents": rows,
     }

@@ -1,0 +1,262 @@
+"""The systemd supervisor: start, stop and restart through `systemctl --user`; status view.
+
+systemd owns the lifecycle (it restarts crashed runtimes, bounds crash loops with the start
+limit, and stops agents before their holder); this module only asks it, with one
+systemctl call per step for the whole selection, and reads back what happened so the
+operator gets the same per-agent lines as under the tmux supervisor. The panes themselves
+are brought up and torn down by the units (`mosaic.unitexec`), on the same tmux server and
+sessions the tmux supervisor uses, so send/capture/watch/attach/logs need nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from mosaic import session, state, systemctl, units
+from mosaic.errors import MosaicError, OperationFailed
+from mosaic.fleet import Fleet
+from mosaic.fsutil import ensure_dir
+from mosaic.roster import Agent
+from mosaic.runtimes import Runtime
+from mosaic.session import Pane
+from mosaic.status import Overlay, runtime_alive
+
+PROPS = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "Result")
+_GONE = Runtime(name="(other)", command=("true",), processes=())
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    """One unit as systemd sees it (the subset `status` and the reports need)."""
+
+    load: str = ""
+    active: str = ""
+    sub: str = ""
+    restarts: int = 0
+    main_pid: int = 0
+    result: str = ""
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str]) -> UnitInfo:
+        return cls(
+            load=props.get("LoadState", ""),
+            active=props.get("ActiveState", ""),
+            sub=props.get("SubState", ""),
+            restarts=_int(props.get("NRestarts", "")),
+            main_pid=_int(props.get("MainPID", "")),
+            result=props.get("Result", ""),
+        )
+
+    @property
+    def installed(self) -> bool:
+        return self.load not in ("", "not-found")
+
+    @property
+    def up(self) -> bool:
+        return self.active in ("active", "activating", "reloading")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class FleetView:
+    holder: UnitInfo
+    agents: Mapping[str, UnitInfo]
+
+
+def view(fleet: Fleet, names: Sequence[str]) -> FleetView:
+    """Holder and every agent in ONE `systemctl show` (SPEC §7: cost must not grow per agent)."""
+    agent_units = [units.agent_unit(n) for n in names]
+    props = systemctl.show([units.HOLDER_UNIT, *agent_units], PROPS)
+    return FleetView(
+        holder=UnitInfo.from_props(props[units.HOLDER_UNIT]),
+        agents={n: UnitInfo.from_props(props[units.agent_unit(n)]) for n in names},
+    )
+
+
+# --- status (pure) -------------------------------------------------------------------------
+
+
+def holder_state(info: UnitInfo) -> str:
+    return {"active": "running", "activating": "starting", "reloading": "running",
+            "failed": "failed"}.get(info.active, "stopped")  # fmt: skip
+
+
+def agent_state(info: UnitInfo, pane: Pane | None, runtime: Runtime) -> str:
+    """systemd decides failed/starting/stopped; `running` still needs the runtime alive in
+    the pane (SPEC §7), which only the pane can tell."""
+    alive = pane is not None and runtime_alive(pane, runtime)
+    if info.active == "failed":
+        return "failed"
+    if info.active == "activating":
+        return "starting"  # ExecStart in progress, or waiting out RestartSec after a crash
+    if info.active in ("active", "reloading"):
+        # The unit is up but its runtime is not (yet) in the pane: either launching or just
+        # died and the waiter is about to tell systemd.
+        return "running" if alive else "starting"
+    return "running" if alive else "stopped"
+
+
+# --- start / stop / restart ----------------------------------------------------------------
+
+
+def _require_installed(current: FleetView) -> None:
+    missing = [units.HOLDER_UNIT] if not current.holder.installed else []
+    missing += [units.agent_unit(n) for n, i in current.agents.items() if not i.installed]
+    if missing:
+        raise OperationFailed(
+            "the systemd units are not installed (" + ", ".join(missing) + "); "
+            "run `mosaic fleet install` first"
+        )
+
+
+def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
+    """Start the holder and the agents' units in one systemctl call; idempotent.
+
+    Preflight first, so a bad agent leaves nothing half-started. A unit that gave up after
+    a crash loop is reset first: an explicit start is the operator asking again.
+    """
+    session.preflight(fleet.roster, agents)
+    names = [a.name for a in agents]
+    before = view(fleet, names)
+    _require_installed(before)
+    ensure_dir(fleet.paths.run)
+    ensure_dir(fleet.paths.logs)
+    session.write_conf(fleet.paths)  # read by the holder's tmux -f when it starts
+    failed = [units.agent_unit(n) for n, i in before.agents.items() if i.active == "failed"]
+    if before.holder.active == "failed":
+        failed.append(units.HOLDER_UNIT)
+    systemctl.reset_failed(failed)
+    systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names)])
+    panes = session.list_panes(fleet.tmux) or {}
+    lines = []
+    for name in names:
+        pane = panes.get(name)
+        pid = f" (pid {pane.pid})" if pane is not None and not pane.dead else ""
+        was = before.agents[name].active == "active"
+        lines.append(f"{name}: {'already running' if was else 'started'}{pid}")
+    return lines
+
+
+def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
+    """Stop the agents' units (every one, even when some fail) and, for the whole fleet,
+    the holder; report every failure at once (exit 1)."""
+    names = [a.name for a in agents]
+    if whole:
+        names += sorted(set(_loaded_agents()) - set(names))
+    before = view(fleet, names)
+    stop_error: str | None = None
+    try:
+        systemctl.stop([units.agent_unit(n) for n in names])
+    except OperationFailed as exc:
+        stop_error = exc.message
+    after = view(fleet, names)
+    runtimes = {a.name: fleet.roster.runtime_for(a) for a in agents}
+    lines, failures = _stop_leftovers(fleet, names, runtimes)
+    report: list[str] = []
+    for name in names:
+        if name in failures:
+            continue
+        info = after.agents[name]
+        if info.up:
+            failures[name] = f"unit still {info.active} ({info.sub})"
+        elif name in lines:
+            report.append(lines[name])
+        else:
+            report.append(f"{name}: {'stopped' if before.agents[name].up else 'not running'}")
+    # An explicit stop also clears `failed`: the agent is simply stopped now.
+    systemctl.reset_failed(
+        [units.agent_unit(n) for n in names if n not in failures
+         and after.agents[n].active == "failed"]
+    )  # fmt: skip
+    if whole and not failures:
+        report.append(_stop_holder(fleet))
+    if failures:
+        problems = [f"{n}: stop failed: {why}" for n, why in failures.items()]
+        if stop_error:
+            problems.append(stop_error)
+        raise OperationFailed("\n".join(report + problems))
+    return report
+
+
+def _loaded_agents() -> list[str]:
+    """Agent units the manager knows but the roster may no longer name (whole-fleet stop)."""
+    found = systemctl.list_units([f"{units.AGENT_PREFIX}*.service"])
+    return [a for a in (units.agent_of_unit(u) for u in found) if a]
+
+
+def _stop_leftovers(
+    fleet: Fleet, names: list[str], runtimes: Mapping[str, Runtime]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Sessions that outlived their unit (started by the tmux supervisor before a switch,
+    or a unit whose ExecStop failed) are ended directly, as the tmux supervisor would."""
+    lines: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    panes = session.list_panes(fleet.tmux) or {}
+    for name in names:
+        state.update(fleet.paths, name, _disarm)
+        pane = panes.get(name)
+        if pane is None:
+            continue
+        try:
+            session.kill_tree(fleet.tmux, pane, runtimes.get(name, _GONE))
+            session.kill_session(fleet.tmux, name)
+        except MosaicError as exc:
+            failures[name] = exc.message
+            continue
+        if not pane.dead:
+            lines[name] = f"{name}: stopped"
+    return lines, failures
+
+
+def _disarm(s: state.AgentState) -> state.AgentState:
+    if s.desired == "stopped":
+        return s
+    return replace(s, desired="stopped", generation=s.generation + 1, respawn_due=None)
+
+
+def reset_failed(unit_names: Sequence[str]) -> None:
+    """reset-failed only the units that ARE failed: an inactive unit may be unloaded by the
+    manager between any look and the call, and systemctl then rejects the whole call."""
+    if not unit_names:
+        return
+    states = systemctl.is_active(list(unit_names))
+    systemctl.reset_failed([u for u in unit_names if states.get(u) == "failed"])
+
+
+def _stop_holder(fleet: Fleet) -> str:
+    systemctl.stop([units.HOLDER_UNIT])
+    reset_failed([units.HOLDER_UNIT])
+    # A server not run by the holder (left by the tmux supervisor) goes too.
+    fleet.tmux.run("kill-server", check=False)
+    return "holder: stopped"
+
+
+def restart(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
+    """Stop then start (the caller holds the restart lock). Units that hit their start
+    limit are reset on the way, so a restart always gets a fresh budget of retries."""
+    reset_failed([units.agent_unit(a.name) for a in agents])
+    lines = stop(fleet, agents, whole)
+    return lines + start(fleet, agents)
+
+
+def status_overlay(fleet: Fleet, agents: list[Agent], panes: Mapping[str, Pane]) -> Overlay:
+    """systemd's side of `status`, from one `systemctl show` for holder and all agents."""
+    current = view(fleet, [a.name for a in agents])
+    states = {
+        a.name: agent_state(
+            current.agents[a.name], panes.get(a.name), fleet.roster.runtime_for(a)
+        )
+        for a in agents
+    }
+    return Overlay(
+        holder=holder_state(current.holder),
+        states=states,
+        restarts={n: i.restarts for n, i in current.agents.items()},
+    )

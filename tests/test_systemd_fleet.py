@@ -1,0 +1,228 @@
+"""The systemd supervisor end to end, against a real private user manager (systemd_harness).
+
+Everything goes through the CLI as a user would (`mosaic fleet install`, then start, stop,
+restart, status), and systemd itself is asked what it now runs: the point is that the same
+commands behave the same as under the tmux supervisor, while systemd does the restarting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetkit import mosaic, ok, sessions, shell_roster, status, write_roster
+from helpers import pid_alive, wait_until
+from mosaic import units
+from systemd_harness import UserManager, user_manager
+
+__all__ = ["user_manager"]  # the fixture, imported for pytest
+
+HOLDER = units.HOLDER_UNIT
+# Exits 3 at once: a runtime in a crash loop.
+CRASH = ["python3", "-c", "raise SystemExit(3)"]
+
+
+@pytest.fixture
+def env(user_manager: UserManager, fleet_env: dict[str, str]) -> dict[str, str]:
+    e = user_manager.env_for(fleet_env)
+    e["MOSAIC_FLEET_SUPERVISOR"] = "systemd"
+    return e
+
+
+def unit(name: str) -> str:
+    return units.agent_unit(name)
+
+
+def active(m: UserManager, u: str) -> str:
+    return m.prop(u, "ActiveState")
+
+
+def row(env: dict[str, str], name: str) -> dict[str, Any]:
+    for r in status(env)["agents"]:
+        if r["name"] == name:
+            return dict(r)
+    raise AssertionError(f"{name} not in status")
+
+
+def running(env: dict[str, str], name: str) -> dict[str, Any] | None:
+    r = row(env, name)
+    return r if r["state"] == "running" and r["pid"] else None
+
+
+def installed(env: dict[str, str], body: str) -> None:
+    write_roster(env, body)
+    ok(env, "install")
+
+
+def test_start_status_stop_all(user_manager: UserManager, env: dict[str, str]) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "a2"]))
+    out = ok(env, "start").out
+    assert "a1: started" in out and "a2: started" in out, out
+    for u in (HOLDER, unit("a1"), unit("a2")):
+        assert active(m, u) == "active", (u, m.log_tail())
+    assert sessions(env) == ["a1", "a2"]
+    first = wait_until(lambda: running(env, "a1"), what="a1 running")
+    doc = status(env)
+    assert doc["supervisor"] == "systemd"
+    assert doc["holder"] == "running"
+    assert doc["socket"] == env["MOSAIC_TMUX_SOCKET"]
+    r = row(env, "a1")
+    assert r["restarts"] == 0 and r["last_exit"] is None and r["session"] == "a1"
+    # The pid is the runtime's, not the unit's waiter.
+    assert Path(f"/proc/{r['pid']}/comm").read_text().strip() == "bash"
+    assert int(m.prop(unit("a1"), "MainPID")) != r["pid"]
+
+    again = ok(env, "start").out
+    assert "a1: already running" in again
+    assert row(env, "a1")["pid"] == first["pid"]
+
+    pids = [r["pid"] for r in status(env)["agents"]]
+    out = ok(env, "stop").out
+    assert "holder: stopped" in out
+    for u in (HOLDER, unit("a1"), unit("a2")):
+        assert active(m, u) == "inactive", u
+    assert sessions(env) == []
+    assert all(not pid_alive(p) for p in pids)
+    doc = status(env)
+    assert doc["holder"] == "stopped"
+    assert {r["state"] for r in doc["agents"]} == {"stopped"}
+
+
+def test_stop_one_leaves_the_others(user_manager: UserManager, env: dict[str, str]) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "a2"]))
+    ok(env, "start")
+    a1 = wait_until(lambda: running(env, "a1"), what="a1 running")
+    out = ok(env, "stop", "a1").out
+    assert "a1: stopped" in out
+    assert active(m, unit("a1")) == "inactive"
+    # A requested stop is a clean exit, never a failure.
+    assert m.prop(unit("a1"), "Result") == "success"
+    assert active(m, unit("a2")) == "active"
+    assert active(m, HOLDER) == "active"
+    assert sessions(env) == ["a2"]
+    assert not pid_alive(a1["pid"])
+    assert row(env, "a1")["state"] == "stopped"
+    assert row(env, "a2")["state"] == "running"
+    assert "a1: not running" in ok(env, "stop", "a1").out
+
+
+def test_sigkill_runtime_systemd_restarts_it(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1"]))
+    ok(env, "start")
+    first = wait_until(lambda: running(env, "a1"), what="a1 running")
+    os.kill(first["pid"], signal.SIGKILL)
+    second = wait_until(
+        lambda: (r := running(env, "a1")) and r["pid"] != first["pid"] and r,
+        timeout=20, interval=0.1, what="a1 back with a new pid",
+    )  # fmt: skip
+    assert int(m.prop(unit("a1"), "NRestarts")) >= 1
+    assert second["restarts"] >= 1
+    # tmux 3.3a now and then leaves the killed runtime unreaped, and then has no status.
+    assert second["last_exit"] in (-signal.SIGKILL, None)
+    assert sessions(env) == ["a1"]
+
+
+def test_crash_loop_ends_failed_and_restart_resets_it(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    m = user_manager
+    body = shell_roster(["good"])
+    body = body.replace("agents:\n", "agents:\n  - name: crashy\n    runtime: crash\n", 1)
+    body += f"runtimes:\n  crash:\n    command: {json.dumps(CRASH)}\n    processes: [python3]\n"
+    installed(env, body)
+    ok(env, "start")
+    wait_until(lambda: active(m, unit("crashy")) == "failed", timeout=30, interval=0.2,
+               what="crashy failed")  # fmt: skip
+    restarts = int(m.prop(unit("crashy"), "NRestarts"))
+    assert 1 <= restarts <= 5  # bounded by StartLimitBurst
+    r = row(env, "crashy")
+    assert r["state"] == "failed" and r["pid"] is None and r["last_exit"] == 3
+    assert row(env, "good")["state"] == "running"  # the others are not disturbed
+
+    # A restart resets the start limit: the unit runs (and crashes) again.
+    ok(env, "restart", "crashy")
+    wait_until(lambda: int(m.prop(unit("crashy"), "NRestarts") or 0) >= 1
+               or active(m, unit("crashy")) in ("activating", "active"),
+               timeout=10, what="crashy started again")  # fmt: skip
+    wait_until(lambda: active(m, unit("crashy")) == "failed", timeout=30, interval=0.2,
+               what="crashy failed again")  # fmt: skip
+
+
+def test_restart_gives_a_new_pid(user_manager: UserManager, env: dict[str, str]) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "a2"]))
+    ok(env, "start")
+    a1 = wait_until(lambda: running(env, "a1"), what="a1 running")
+    a2 = wait_until(lambda: running(env, "a2"), what="a2 running")
+    ok(env, "restart", "a1")
+    new = wait_until(lambda: running(env, "a1"), what="a1 running again")
+    assert new["pid"] != a1["pid"] and not pid_alive(a1["pid"])
+    assert row(env, "a2")["pid"] == a2["pid"]
+
+    ok(env, "stop", "a2")
+    ok(env, "restart")  # the whole fleet, starting a stopped agent too
+    wait_until(lambda: running(env, "a1") and running(env, "a2"), what="a1, a2 running")
+    assert active(m, unit("a1")) == active(m, unit("a2")) == "active"
+    assert not pid_alive(new["pid"])
+
+
+def test_start_needs_installed_units(env: dict[str, str]) -> None:
+    write_roster(env, shell_roster(["a1"]))
+    res = mosaic(env, "start")
+    assert res.code == 1
+    assert "mosaic fleet install" in res.err and "Traceback" not in res.err
+
+
+def test_uninstall_leaves_nothing(user_manager: UserManager, env: dict[str, str]) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1"]))
+    ok(env, "start")
+    pid = wait_until(lambda: running(env, "a1"), what="a1 running")["pid"]
+    ok(env, "uninstall")
+    assert not pid_alive(pid)
+    assert sessions(env) == []
+    assert list(m.unit_dir.glob("mosaic-*")) == []
+    listed = m.systemctl("list-units", "--all", "--plain", "--no-legend", "mosaic-*").stdout
+    assert listed.strip() == ""
+
+
+def test_removed_agent_unit_still_stops(user_manager: UserManager, env: dict[str, str]) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "a2"]))
+    ok(env, "start")
+    a2 = wait_until(lambda: running(env, "a2"), what="a2 running")
+    write_roster(env, shell_roster(["a1"]))  # a2 leaves the roster while it runs
+    ok(env, "stop")
+    assert active(m, unit("a2")) == "inactive"
+    assert not pid_alive(a2["pid"])
+    assert sessions(env) == []
+
+
+def test_auto_picks_systemd_with_a_manager(
+    user_manager: UserManager, fleet_env: dict[str, str]
+) -> None:
+    env = user_manager.env_for(fleet_env)
+    env["MOSAIC_FLEET_SUPERVISOR"] = "auto"
+    write_roster(env, shell_roster(["a1"]))
+    assert status(env)["supervisor"] == "systemd"
+
+
+def test_auto_picks_tmux_without_a_manager(fleet_env: dict[str, str], tmp_path: Path) -> None:
+    env = dict(fleet_env)
+    env["MOSAIC_FLEET_SUPERVISOR"] = "auto"
+    runtime = tmp_path / "no-manager"
+    runtime.mkdir(mode=0o700)
+    env["XDG_RUNTIME_DIR"] = str(runtime)  # no user manager listens here
+    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
+    write_roster(env, shell_roster(["a1"]))
+    assert status(env)["supervisor"] == "tmux"

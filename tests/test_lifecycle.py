@@ -224,3 +224,15 @@ def test_agent_env_and_workdir_reach_the_runtime(fleet_env: dict[str, str], tmp_
     tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
     wait_until(out.exists)
     assert wait_until(lambda: out.read_text()) == f"hi there|from-defaults|{work}\n"
+
+
+def test_remove_stops_a_running_agent_first(fleet_env: dict[str, str]) -> None:
+    write_roster(fleet_env, shell_roster(["a1", "a2"]))
+    ok(fleet_env, "start")
+    a1 = wait_until(lambda: running(fleet_env, "a1"))
+    out = ok(fleet_env, "remove", "a1").out
+    assert "a1: stopped" in out and "removed a1" in out
+    assert not pid_alive(int(str(a1["pid"])))
+    assert sessions(fleet_env) == ["a2"]
+    assert [r["name"] for r in status(fleet_env)["agents"]] == ["a2"]
+    assert agent(fleet_env, "a2")["state"] == "running"

@@ -89,10 +89,22 @@ def add_cmd(
 @click.argument("name")
 @click.pass_context
 def remove_cmd(ctx: click.Context, name: str) -> None:
-    """Remove an agent from the roster."""
-    from mosaic import rosteredit
+    """Remove an agent from the roster, stopping it first if it runs."""
+    from mosaic import rosteredit, session, supervisor
+    from mosaic.errors import TmuxMissingError
+    from mosaic.fleet import open_fleet
 
     paths = paths_of(ctx)
+    fleet = open_fleet(paths)
+    agent = fleet.roster.agent(name)
+    try:
+        pane = (session.list_panes(fleet.tmux) or {}).get(name)
+    except TmuxMissingError:
+        pane = None  # without tmux nothing can be running
+    if pane is not None:
+        # A removed agent must not keep running unmanaged; a failed stop keeps it listed.
+        for line in supervisor.stop(fleet, [agent], whole=False):
+            click.echo(line)
     rosteredit.remove(paths, name)
     click.echo(f"removed {name} from {paths.roster}")
 

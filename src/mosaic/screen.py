@@ -111,7 +111,8 @@ class Screen:
         if cursor_y is None:
             cursor_y = max((i for i, line in enumerate(lines) if line.strip()), default=0)
         if cursor_x is None:
-            cursor_x = len(lines[cursor_y].rstrip(" ")) if cursor_y < len(lines) else 0
+            # In cells, like tmux's cursor_x (a wide character takes two).
+            cursor_x = _cells(lines[cursor_y].rstrip(" ")) if cursor_y < len(lines) else 0
         return cls(lines=lines, cursor_x=cursor_x, cursor_y=cursor_y, width=width)
 
     def row(self, index: int) -> str:
@@ -321,6 +322,33 @@ def _cells(text: str) -> int:
     )
 
 
+def _char_index(line: str, cells: int) -> int:
+    """How many characters of `line` lie left of cell column `cells` (tmux's cursor_x)."""
+    used = 0
+    for index, ch in enumerate(line):
+        if used >= cells:
+            return index
+        used += _cells(ch)
+    return len(line)
+
+
+def _ends_at_cursor(screen: Screen, y: int, at_cursor: str, last: str, breaks: int) -> bool:
+    """Whether the cursor row (cut at the cursor) is where the message ends.
+
+    Rows above may hold the tail as history (a submitted multi-line message echoed above a
+    reply and the next prompt), and rows a TUI repainted keep stale text after their
+    end, so the tail alone proves little; the cursor row decides. A message ending in line
+    breaks leaves nothing on it; otherwise it ends with the message's last line (or holds
+    the end of that line, when the line wrapped). An empty cursor row right below a full
+    row is the cursor waiting to wrap.
+    """
+    if breaks:
+        return not at_cursor
+    if not at_cursor:
+        return y > 0 and _wrapped(screen, y - 1)
+    return not last or at_cursor.endswith(last) or last.endswith(at_cursor)
+
+
 def _cursor_rows(screen: Screen) -> tuple[int, ...]:
     """The cursor row and the rows above it that wrapped into it."""
     y = min(max(screen.cursor_y, 0), max(len(screen.lines) - 1, 0))
@@ -430,7 +458,9 @@ def _generic_in_input(runtime: Runtime, screen: Screen, message: str, wanted: st
     short or common last line (`EOF`, `}`) is joined to the lines before it; the region
     covers as many rows above the cursor as the line breaks that tail spans (plus trailing
     empty lines, which leave the cursor below the text, plus rows the pane wrapped). Rows
-    starting with the runtime's `ready` prompt (the demo's `demo> `) lose that prefix. A
+    starting with the runtime's `ready` prompt (the demo's `demo> `) lose that prefix. The
+    cursor row, cut at the cursor, must be where the message ends (`_ends_at_cursor`), so a
+    submitted multi-line message echoed above the next prompt does not look typed; a
     message shorter than 8 characters must end right at the cursor, so that a one-letter
     message is not "found" in some unrelated prompt.
     """
@@ -460,8 +490,8 @@ def _generic_in_input(runtime: Runtime, screen: Screen, message: str, wanted: st
     pieces: list[str] = []
     for i in range(start, y + 1):
         line = screen.row(i)
-        if i == y and len(wanted) < 8:
-            line = line[: max(screen.cursor_x, 0)]
+        if i == y:
+            line = line[: _char_index(line, screen.cursor_x)]
         if prompt is not None:
             m = prompt.match(line)
             if m and m.end() > 0:
@@ -478,5 +508,8 @@ def _generic_in_input(runtime: Runtime, screen: Screen, message: str, wanted: st
         present = tail in region or any(
             above.endswith(tail[:k]) and region.startswith(tail[k:]) for k in range(1, len(tail))
         )
+    present = present and _ends_at_cursor(
+        screen, y, pieces[-1], squash(body.rsplit("\n", 1)[-1]), trailing_breaks
+    )
     evidence = tuple(screen.row(i).rstrip() for i in range(start, y + 1) if screen.row(i).strip())
     return InputCheck(present, evidence)

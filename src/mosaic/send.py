@@ -44,6 +44,7 @@ from mosaic.screen import (
     InputCheck,
     Screen,
     classify,
+    input_text,
     message_in_input,
     queued,
 )
@@ -145,6 +146,8 @@ def judge(
     *,
     seen: bool,
     busy_before: bool,
+    handed_off: bool = False,
+    emptied: bool = False,
 ) -> Decision:
     """Decide from one screen, after a submit, whether the agent took the message.
 
@@ -153,7 +156,14 @@ def judge(
     typed-ahead input invisibly while busy): only the runtime's own signs count then, and a
     busy screen that was already busy before the paste means the message waits in a queue.
     A missing input region (a dialog covers it) is never read as "the message left".
+    `handed_off`: the runtime gave the terminal to a child since the submit (a shell running
+    the command), which proves it took the message even when the screen looks the same
+    (`sleep 9` plus a line feed shows identically before and after the submit).
+    `emptied`: the input held something just before the submit (the paste, even where it
+    could not be read back) and is an empty ready prompt now.
     """
+    if handed_off:
+        return Decision(Verdict.ACCEPTED, _unique((*check.evidence, *now.evidence)))
     if check.present:
         return Decision(Verdict.IN_INPUT, check.evidence)
     if queued_lines and (seen or check.region_found):
@@ -163,8 +173,8 @@ def judge(
         if seen and went:
             return Decision(Verdict.ACCEPTED, now.evidence)
         return Decision(Verdict.NO_EVIDENCE, now.evidence)
-    if seen:
-        extra = now.evidence if went else ()
+    if seen or emptied:
+        extra = now.evidence if went or emptied else ()
         return Decision(Verdict.ACCEPTED, _unique((*check.evidence, *extra)))
     if now.activity is Activity.BUSY:
         return Decision(Verdict.QUEUED if busy_before else Verdict.ACCEPTED, now.evidence)
@@ -348,9 +358,9 @@ class _Delivery:
         if not self.verify:
             self._submit()
             return self.result(Outcome.UNVERIFIED)
-        seen = self._wait_seen(pasted_at + window + SEEN_WAIT_S)
+        seen, occupied = self._wait_seen(pasted_at + window + SEEN_WAIT_S)
         self._submit()
-        return self._verify(seen, before.activity is Activity.BUSY)
+        return self._verify(seen, occupied, before.activity is Activity.BUSY)
 
     def _ready_view(self) -> View | Result:
         """Re-read the pane under the lock: alive, runtime in front, no copy mode, no dialog."""
@@ -392,18 +402,21 @@ class _Delivery:
                 return self.result(Outcome.NOT_RUNNING, ["(the agent exited)"])
             view = again
 
-    def _wait_seen(self, until: float) -> bool:
-        """Whether the pasted text shows in the input before the submit key is pressed."""
+    def _wait_seen(self, until: float) -> tuple[bool, bool]:
+        """Whether the pasted text shows in the input before the submit key is pressed, and
+        whether the input holds anything at all then (it may be unreadable: readline draws
+        a buffer taller than the screen as garbage)."""
         until = min(until, self.deadline)
         while True:
             view = observe(self.tmux, self.t.pane)
             if view is not None and message_in_input(self.t.runtime, view.screen, self.message):
-                return True
+                return True, True
             if view is None or view.pane.dead or self.clock() >= until:
-                return False
+                occupied = view is not None and bool(input_text(self.t.runtime, view.screen))
+                return False, occupied
             time.sleep(0.02)
 
-    def _verify(self, seen: bool, busy_before: bool) -> Result:
+    def _verify(self, seen: bool, occupied: bool, busy_before: bool) -> Result:
         rt = self.t.runtime
         last_press = self.clock()
         interval = POLL_FIRST_S
@@ -417,12 +430,20 @@ class _Delivery:
                     Outcome.NOT_ACCEPTED, [*decision.evidence, "(the agent's session is gone)"]
                 )
             check = message_in_input(rt, view.screen, self.message)
+            now_state = classify(rt, view.screen)
+            emptied = (
+                occupied
+                and now_state.activity is Activity.IDLE
+                and input_text(rt, view.screen) == ""
+            )
             decision = judge(
                 check,
-                classify(rt, view.screen),
+                now_state,
                 queued(rt, view.screen),
                 seen=seen,
                 busy_before=busy_before,
+                handed_off=not view.pane.dead and not foreground(view.pane, rt),
+                emptied=emptied,
             )
             if not decision.evidence:
                 decision = Decision(decision.verdict, _around_cursor(view.screen))

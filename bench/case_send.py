@@ -89,7 +89,12 @@ def run() -> list[Row]:
             subprocess.run([*tmux, "kill-server"], env=env, capture_output=True)
             shutil.rmtree(tmux_dir, ignore_errors=True)
     return [
-        Row("send: verified, idle bash agent", single, "raw paste+150ms+Enter+capture", floor,
-            target=2.0),  # fmt: skip
+        Row(
+            "send: verified, idle bash agent",
+            single,
+            "raw paste+150ms+Enter+capture",
+            floor,
+            target=2.0,
+        ),
         Row(f"send: --all to {AGENTS} agents", fleet, "one verified send", single, target=2.0),
     ]

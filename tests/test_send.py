@@ -523,3 +523,31 @@ def test_generic_echo_of_a_submitted_multiline_message_is_not_the_input() -> Non
     full = "$ " + "z" * 56 + " end"
     exact = Screen.from_capture(full + "\n\n", cursor_x=0, cursor_y=1, width=len(full))
     assert message_in_input(builtin_runtimes()["shell"], exact, full[2:])
+
+
+@needs_tmux
+def test_back_to_back_sends_wait_for_a_short_command(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A shell running a short command gets a moment to return to its prompt; a long one
+    is `not_running` (the text would go to the command, not the shell)."""
+    up(fleet_env, roster([("b1", "shell", [], {})]), ["b1"])
+    out = tmp_path / "after.txt"
+    first = send(fleet_env, "b1", "--json", "sleep 1")
+    assert results(first)[0]["outcome"] == "accepted"
+    second = send(fleet_env, "b1", "--json", f"echo after > {out}")
+    assert second.code == 0, second.out
+    wait_until(holds(out, b"after\n"), what="the second command ran")
+    assert send(fleet_env, "b1", "sleep 30").code == 0
+    wait_until(
+        lambda: "sleep" in tmux(fleet_env, "display", "-p", "-t", "=b1:", "#{pane_current_command}")
+    )
+    t0 = time.monotonic()
+    blocked = send(fleet_env, "b1", "--json", f"echo never > {out}")
+    assert blocked.code == 1
+    assert results(blocked)[0]["outcome"] == "not_running"
+    assert 1.5 < time.monotonic() - t0 < 10
+    assert "echo never" not in screen(fleet_env, "b1")
+    tmux(fleet_env, "send-keys", "-t", "=b1:", "C-c")
+    time.sleep(0.3)
+    assert out.read_bytes() == b"after\n"

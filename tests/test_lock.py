@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import lock_is_free, wait_until
 from mosaic.errors import ConfigError
 from mosaic.lock import exclusive, open_lock_file
 
@@ -21,17 +21,6 @@ HOLD = (
     "    print('in', flush=True)\n"
     "    sys.stdin.readline()\n"
 )
-
-
-def free(path: Path) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def hold(path: Path) -> subprocess.Popen[str]:
@@ -50,12 +39,12 @@ def test_exclusive_excludes_other_processes_and_keeps_the_file(tmp_path: Path) -
     path = tmp_path / "run" / "x.lock"
     proc = hold(path)
     try:
-        assert not free(path)
+        assert not lock_is_free(path)
         assert proc.stdin is not None
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(timeout=10) == 0
-        assert free(path)
+        assert lock_is_free(path)
         assert path.is_file()  # never deleted
         assert (path.stat().st_mode & 0o777) == 0o600
         assert (path.parent.stat().st_mode & 0o777) == 0o700
@@ -69,9 +58,9 @@ def test_killed_holder_frees_the_lock(tmp_path: Path) -> None:
     proc = hold(path)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    wait_until(lambda: free(path), timeout=5, what="lock freed by the kernel")
+    wait_until(lambda: lock_is_free(path), timeout=5, what="lock freed by the kernel")
     with exclusive(path):
-        assert not free(path)
+        assert not lock_is_free(path)
 
 
 def test_descriptor_is_close_on_exec(tmp_path: Path) -> None:

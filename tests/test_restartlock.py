@@ -9,7 +9,6 @@ comparable across processes on Linux. "Is X blocked on the lock?" is read from /
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import queue
 import random
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import pid_alive, wait_until
+from helpers import lock_is_free, pid_alive, wait_until
 from mosaic.errors import ConfigError
 from mosaic.restartlock import (
     DEFAULT_MAX_WAIT,
@@ -177,18 +176,6 @@ def _flock_holders_in_proc_locks(lock: Path) -> set[int]:
         for f in (line.split() for line in Path("/proc/locks").read_text().splitlines())
         if len(f) >= 6 and f[1] == "FLOCK" and int(f[5].rsplit(":", 1)[1]) == ino
     }
-
-
-def lock_is_free(lock: Path) -> bool:
-    """Probe through a fresh open file description; never blocks."""
-    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def start(

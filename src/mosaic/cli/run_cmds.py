@@ -14,17 +14,29 @@ from mosaic.errors import OperationFailed
 agent_arg = click.argument("agent", required=False)
 
 
+def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
+    """Run one supervisor action on AGENT or the whole fleet and print its report."""
+    from mosaic import supervisor
+    from mosaic.fleet import open_fleet
+
+    fleet = open_fleet(paths_of(ctx))
+    agents = fleet.roster.select(agent)
+    if action == "start":
+        lines = supervisor.start(fleet, agents)
+    elif action == "stop":
+        lines = supervisor.stop(fleet, agents, whole=agent is None)
+    else:
+        lines = supervisor.restart(fleet, agents, whole=agent is None)
+    for line in lines:
+        click.echo(line)
+
+
 @click.command("start")
 @agent_arg
 @click.pass_context
 def start_cmd(ctx: click.Context, agent: str | None) -> None:
     """Start the holder and AGENT (or every agent); running agents are left alone."""
-    from mosaic import supervisor
-    from mosaic.fleet import open_fleet
-
-    fleet = open_fleet(paths_of(ctx))
-    for line in supervisor.start(fleet, fleet.roster.select(agent)):
-        click.echo(line)
+    _lifecycle(ctx, agent, "start")
 
 
 @click.command("stop")
@@ -32,12 +44,7 @@ def start_cmd(ctx: click.Context, agent: str | None) -> None:
 @click.pass_context
 def stop_cmd(ctx: click.Context, agent: str | None) -> None:
     """Stop AGENT, or every agent and then the holder."""
-    from mosaic import supervisor
-    from mosaic.fleet import open_fleet
-
-    fleet = open_fleet(paths_of(ctx))
-    for line in supervisor.stop(fleet, fleet.roster.select(agent), whole=agent is None):
-        click.echo(line)
+    _lifecycle(ctx, agent, "stop")
 
 
 @click.command("restart")
@@ -45,12 +52,7 @@ def stop_cmd(ctx: click.Context, agent: str | None) -> None:
 @click.pass_context
 def restart_cmd(ctx: click.Context, agent: str | None) -> None:
     """Restart AGENT (or every agent, starting stopped ones) under the restart lock."""
-    from mosaic import supervisor
-    from mosaic.fleet import open_fleet
-
-    fleet = open_fleet(paths_of(ctx))
-    for line in supervisor.restart(fleet, fleet.roster.select(agent), whole=agent is None):
-        click.echo(line)
+    _lifecycle(ctx, agent, "restart")
 
 
 @click.command("status")

@@ -236,3 +236,20 @@ def test_remove_stops_a_running_agent_first(fleet_env: dict[str, str]) -> None:
     assert sessions(fleet_env) == ["a2"]
     assert [r["name"] for r in status(fleet_env)["agents"]] == ["a2"]
     assert agent(fleet_env, "a2")["state"] == "running"
+
+
+def test_transcript_rotates_and_stays_bounded(fleet_env: dict[str, str]) -> None:
+    cap = 16384
+    env = dict(fleet_env, MOSAIC_FLEET_LOG_MAX_BYTES=str(cap))
+    write_roster(env, shell_roster(["a1"]))
+    ok(env, "start")
+    wait_until(lambda: running(env, "a1"))
+    tmux(env, "send-keys", "-t", "=a1:", "-l", "--",
+         "for i in $(seq 3000); do echo line-$i-xxxxxxxxxxxxxxxxxxxx; done; echo done-$((1+1))")
+    tmux(env, "send-keys", "-t", "=a1:", "Enter")
+    logs = Path(env["MOSAIC_HOME"]) / "fleet" / "logs"
+    wait_until(lambda: "done-2" in ok(env, "logs", "a1", "-n", "3").out, timeout=30)
+    current, rotated = logs / "a1.log", logs / "a1.log.1"
+    assert rotated.exists()  # ~100 KiB of output went through a 16 KiB cap
+    assert current.stat().st_size <= cap and rotated.stat().st_size <= cap
+    assert rotated.stat().st_mode & 0o777 == 0o600

@@ -37,8 +37,20 @@ PANE_FIELDS = (
     "pane_width",
 )
 WIDTH, HEIGHT = 200, 50
-# Transcript rotation: <agent>.log grows to this size, then becomes <agent>.log.1.
+# Transcript rotation: <agent>.log grows to this size, then becomes <agent>.log.1, so an
+# agent's transcripts never take more than twice this ($MOSAIC_FLEET_LOG_MAX_BYTES).
 LOG_MAX_BYTES = 4 * 1024 * 1024
+
+
+def log_max_bytes() -> int:
+    raw = os.environ.get("MOSAIC_FLEET_LOG_MAX_BYTES", "")
+    if not raw:
+        return LOG_MAX_BYTES
+    if not raw.isdigit() or int(raw) < 4096:
+        raise ConfigError(
+            f"MOSAIC_FLEET_LOG_MAX_BYTES must be a whole number of bytes >= 4096, not {raw!r}"
+        )
+    return int(raw)
 
 # Read by tmux when it starts the fleet's server (either supervisor). The hook reads the
 # interpreter and paths from the server's global environment, set by `ensure_server`, so
@@ -253,14 +265,16 @@ def attach_transcript(tmux: Tmux, paths: Paths, name: str, pane_id: str) -> None
         's=$(wc -c < "$f" 2>/dev/null) || s=0; '
         'if [ "$s" -ge "$max" ]; then mv -f "$f" "$f.1" || exit 1; s=0; fi; '
         # dd, unlike head, writes each read at once (no stdio buffering): `logs -f` is live.
-        'dd iflag=count_bytes count="$((max - s))" bs=65536 status=none '
+        # It may stop before `count` (a short pipe read counts as a block), so only a run
+        # that added nothing means the pane closed the pipe.
+        'dd iflag=count_bytes count="$((max - s))" bs=4096 status=none '
         'oflag=append conv=notrunc of="$f" || exit 1; '
-        's=$(wc -c < "$f") || exit 1; '
-        '[ "$s" -ge "$max" ] || exit 0; '
+        'n=$(wc -c < "$f") || exit 1; '
+        '[ "$n" -gt "$s" ] || exit 0; '
         "done"
     )
     command = "umask 077; exec " + shlex.join(
-        ["sh", "-c", script, "sh", str(log), str(LOG_MAX_BYTES)]
+        ["sh", "-c", script, "sh", str(log), str(log_max_bytes())]
     )
     tmux.run("pipe-pane", "-t", pane_id, tmux_literal(command))
 

@@ -1,15 +1,15 @@
 """A parsed-roster cache so an unchanged roster skips the YAML parser.
 
 ruamel.yaml's import and pure-Python parse cost far more than the rest of a command. The
-cache holds only the *parsed document* of a roster that was valid, as plain JSON, keyed by
-the SHA-256 of the file's bytes; validation still runs on every load against the current
-environment. Writes are atomic and the key is the content, so concurrent writers can only
-ever store a correct entry for some version of the file.
+cache holds only the *parsed document* of a roster that was valid, as plain JSON, next to
+the exact text it came from (compared whole: no hash to collide, and no hashlib import);
+validation still runs on every load against the current environment. Writes are atomic and
+each entry carries its own source, so concurrent writers can only ever store a correct
+entry for some version of the file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,17 +19,17 @@ from mosaic.fsutil import atomic_write
 FILE = "roster-cache.json"
 
 
-def _key(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def get(cache_dir: Path, data: bytes) -> Any:
     """The cached plain document for exactly these bytes, or None."""
     try:
         entry = json.loads((cache_dir / FILE).read_bytes())
     except (OSError, ValueError):
         return None
-    if not isinstance(entry, dict) or entry.get("sha256") != _key(data):
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # never valid, so never cached
+    if not isinstance(entry, dict) or entry.get("source") != source:
         return None
     return entry.get("doc")
 
@@ -60,7 +60,7 @@ def plain(doc: Any) -> Any:
 def put(cache_dir: Path, data: bytes, doc: Any) -> None:
     """Best effort: a cache that cannot be written only costs speed."""
     try:
-        entry = {"sha256": _key(data), "doc": plain(doc)}
+        entry = {"source": data.decode("utf-8"), "doc": plain(doc)}
         atomic_write(cache_dir / FILE, json.dumps(entry).encode())
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         pass

@@ -226,3 +226,19 @@ def test_auto_picks_tmux_without_a_manager(fleet_env: dict[str, str], tmp_path: 
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
     write_roster(env, shell_roster(["a1"]))
     assert status(env)["supervisor"] == "tmux"
+
+
+def test_send_capture_and_logs_work_the_same(
+    user_manager: UserManager, env: dict[str, str], tmp_path: Path
+) -> None:
+    installed(env, shell_roster(["a1"]))
+    ok(env, "start")
+    wait_until(lambda: running(env, "a1"))
+    out = tmp_path / "sent.txt"
+    res = ok(env, "send", "--json", "a1", f"echo 'via systemd' > {out}")
+    result = json.loads(res.out)["results"][0]
+    assert result["outcome"] == "accepted" and result["accepted"] is True
+    assert wait_until(lambda: out.exists() and out.read_text()) == "via systemd\n"
+    assert "via systemd" in ok(env, "capture", "a1").out
+    wait_until(lambda: "via systemd" in ok(env, "logs", "a1").out, what="transcript")
+    ok(env, "stop")

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from mosaic.cli.common import echo_json, paths_of
 from mosaic.errors import OperationFailed
+
+if TYPE_CHECKING:
+    from mosaic.fleet import Fleet
+    from mosaic.session import Pane
 
 agent_arg = click.argument("agent", required=False)
 
@@ -81,14 +86,7 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 @click.pass_context
 def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     """Print what AGENT's screen shows now."""
-    from mosaic import session
-    from mosaic.fleet import open_fleet
-
-    fleet = open_fleet(paths_of(ctx))
-    fleet.roster.agent(agent)
-    pane = (session.list_panes(fleet.tmux) or {}).get(agent)
-    if pane is None:
-        raise OperationFailed(f"agent {agent} is not running (no session)")
+    fleet, pane = _session_of(ctx, agent)
     args = ["capture-pane", "-p", "-t", pane.id]
     if lines is not None:
         args += ["-S", f"-{lines}"]
@@ -100,14 +98,21 @@ def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     click.echo("\n".join(text))
 
 
-def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
+def _session_of(ctx: click.Context, agent: str) -> tuple[Fleet, Pane]:
+    """The roster agent's pane; unknown agents are usage errors, absent sessions failures."""
     from mosaic import session
     from mosaic.fleet import open_fleet
 
     fleet = open_fleet(paths_of(ctx))
     fleet.roster.agent(agent)
-    if (session.list_panes(fleet.tmux) or {}).get(agent) is None:
+    pane = (session.list_panes(fleet.tmux) or {}).get(agent)
+    if pane is None:
         raise OperationFailed(f"agent {agent} is not running (no session)")
+    return fleet, pane
+
+
+def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
+    fleet, _ = _session_of(ctx, agent)
     if not sys.stdin.isatty():
         raise OperationFailed("attaching needs a terminal; use `capture` to read the screen")
     argv = fleet.tmux.argv("attach-session", *(["-r"] if read_only else []), "-t", f"={agent}")

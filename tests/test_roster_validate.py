@@ -319,3 +319,17 @@ def test_missing_programs_use_the_agents_own_path(tmp_path: Path) -> None:
 def test_load_of_missing_file_suggests_init(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="create one with `mosaic fleet init`"):
         roster.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("profile", ["generic", "codex", "claude", "gemini"])
+def test_custom_runtime_may_pick_any_screen_profile(profile: str) -> None:
+    text = (
+        "version: 1\nagents:\n  - name: a\n    runtime: mine\n"
+        f"runtimes:\n  mine:\n    command: [mine]\n    profile: {profile}\n"
+    )
+    loaded = roster.loads(text, Path(F), env={})
+    assert loaded.runtimes["mine"].profile == profile
+    assert problems(text.replace(f"profile: {profile}", "profile: gemeni")) == [
+        f"{F}:8:14: invalid profile 'gemeni': expected one of generic, codex, claude, "
+        "gemini (did you mean 'gemini'?)"
+    ]

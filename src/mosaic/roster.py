@@ -33,7 +33,7 @@ from mosaic.runtimes import Runtime, builtin_runtimes
 RESTART_POLICIES = ("always", "on-failure", "never")
 SUPERVISORS = ("auto", "systemd", "tmux")
 TRANSPORTS = ("tmux",)
-PROFILES = ("generic", "codex", "claude")
+PROFILES = ("generic", "codex", "claude", "gemini")
 DEFAULT_SOCKET = "mosaic"
 SUPPORTED_VERSION = 1
 

@@ -242,3 +242,16 @@ def test_send_capture_and_logs_work_the_same(
     assert "via systemd" in ok(env, "capture", "a1").out
     wait_until(lambda: "via systemd" in ok(env, "logs", "a1").out, what="transcript")
     ok(env, "stop")
+
+
+def test_start_notes_an_agent_added_since_install(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    installed(env, shell_roster(["a1"]))
+    assert "note:" not in ok(env, "start").out
+    ok(env, "add", "a2", "--runtime", "shell")
+    out = mosaic(env, "start", "a1").out
+    assert "installed units lag the roster for a2" in out and "mosaic fleet install" in out
+    ok(env, "install")
+    assert "note:" not in ok(env, "start", "a1").out
+    ok(env, "stop")

@@ -135,13 +135,33 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
     systemctl.reset_failed(failed)
     systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names)])
     panes = session.list_panes(fleet.tmux) or {}
-    lines = []
+    lines = _stale_dropins(fleet)
     for name in names:
         pane = panes.get(name)
         pid = f" (pid {pane.pid})" if pane is not None and not pane.dead else ""
         was = before.agents[name].active == "active"
         lines.append(f"{name}: {'already running' if was else 'started'}{pid}")
     return lines
+
+
+def _stale_dropins(fleet: Fleet) -> list[str]:
+    """A note when the per-agent settings installed differ from the roster (an agent added
+    or its `restart:` changed since `install`): the template alone would run it."""
+    from mosaic import install
+
+    ctx = units.UnitContext.from_environment(fleet.paths, fleet.roster)
+    plan = install.plan_install(ctx, fleet.roster)
+    stale = sorted(
+        c.path.parent.name.removesuffix(".service.d").removeprefix(units.AGENT_PREFIX)
+        for c in plan.changed_files
+        if c.path.parent.name.endswith(".service.d")
+    )
+    if not stale:
+        return []
+    return [
+        f"note: installed units lag the roster for {', '.join(stale)}; "
+        "run `mosaic fleet install` to apply it"
+    ]
 
 
 def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:

@@ -63,7 +63,7 @@ class Overlay:
 OverlayFn = Callable[[Fleet, list[Agent], Mapping[str, Pane]], Overlay]
 
 
-def _default_overlay(fleet: Fleet) -> OverlayFn | None:
+def _overlay_of(fleet: Fleet) -> OverlayFn | None:
     if fleet.supervisor == "systemd":
         from mosaic import systemdsup
 
@@ -71,14 +71,12 @@ def _default_overlay(fleet: Fleet) -> OverlayFn | None:
     return None
 
 
-def collect(
-    fleet: Fleet, agents: list[Agent], overlay: OverlayFn | None = None
-) -> dict[str, Any]:
+def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
     panes = session.list_panes(fleet.tmux)
     live = panes or {}
     now = time.time()
     records = {a.name: state.read(fleet.paths, a.name) for a in agents}
-    overlay = overlay or _default_overlay(fleet)
+    overlay = _overlay_of(fleet)
     over = overlay(fleet, agents, live) if overlay is not None else None
     states = {
         a.name: agent_state(live.get(a.name), records[a.name], fleet.roster.runtime_for(a), now)

@@ -39,6 +39,11 @@ class Runtime:
         return self.command[0]
 
 
+# For a session whose runtime is unknown (an agent since removed from the roster, a stray
+# session on the socket): no quit keys, so stopping it goes straight to signals.
+UNKNOWN = Runtime(name="(unknown)", command=("true",), processes=())
+
+
 def _python_names() -> tuple[str, ...]:
     base = os.path.basename(sys.executable)
     names = {"python", "python3", f"python3.{sys.version_info.minor}", base}

@@ -18,12 +18,11 @@ from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
 from mosaic.fsutil import ensure_dir
 from mosaic.roster import Agent
-from mosaic.runtimes import Runtime
+from mosaic.runtimes import UNKNOWN, Runtime
 from mosaic.session import Pane
 from mosaic.status import Overlay, runtime_alive
 
 PROPS = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "Result")
-_GONE = Runtime(name="(other)", command=("true",), processes=())
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ def _stop_leftovers(
         if pane is None:
             continue
         try:
-            session.kill_tree(fleet.tmux, pane, runtimes.get(name, _GONE))
+            session.kill_tree(fleet.tmux, pane, runtimes.get(name, UNKNOWN))
             session.kill_session(fleet.tmux, name)
         except MosaicError as exc:
             failures[name] = exc.message

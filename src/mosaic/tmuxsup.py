@@ -15,10 +15,8 @@ from mosaic import session, state
 from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
 from mosaic.roster import Agent
-from mosaic.runtimes import Runtime
+from mosaic.runtimes import UNKNOWN, Runtime
 from mosaic.state import AgentState
-
-_NO_QUIT = Runtime(name="(other)", command=("true",), processes=())
 
 
 def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
@@ -69,7 +67,7 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
     ]
     if whole:
         known = {name for name, _ in targets}
-        targets += [(name, _NO_QUIT) for name in panes if name not in known]
+        targets += [(name, UNKNOWN) for name in panes if name not in known]
 
     def stop_one(item: tuple[str, Runtime]) -> str:
         name, runtime = item

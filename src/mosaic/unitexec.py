@@ -29,7 +29,7 @@ from mosaic import session, state
 from mosaic.errors import MosaicError, OperationFailed, UnknownAgentError
 from mosaic.paths import Paths, resolve
 from mosaic.roster import Agent, Roster
-from mosaic.runtimes import Runtime
+from mosaic.runtimes import UNKNOWN, Runtime
 from mosaic.state import AgentState
 from mosaic.tmux import Tmux, tmux_binary
 
@@ -42,7 +42,6 @@ EXIT_USAGE = 2
 # the process state itself, so such a death is noticed within that bound instead of never.
 POLL_S = "0.5"
 ZOMBIE_CHECK_S = "2"
-_NO_QUIT = Runtime(name="(removed)", command=("true",), processes=())
 
 # The waiter. Positional args: tmux, socket, pane id, runtime pid, state record, poll and
 # zombie-check intervals. `read` from /proc is a shell builtin, so the check forks nothing.
@@ -192,7 +191,7 @@ def _runtime_of(paths: Paths, name: str) -> Runtime:
         roster = _load(paths)
         return roster.runtime_for(roster.agent(name))
     except MosaicError:
-        return _NO_QUIT
+        return UNKNOWN
 
 
 def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:

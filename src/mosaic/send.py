@@ -48,7 +48,7 @@ from mosaic.screen import (
     message_in_input,
     queued,
 )
-from mosaic.session import Pane, list_panes
+from mosaic.session import Pane, int_or_zero, list_panes
 from mosaic.tmux import SEP, Tmux
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -252,25 +252,19 @@ def observe(tmux: Tmux, pane: Pane) -> View | None:
     fresh = Pane(
         session=pane.session,
         id=pane.id,
-        pid=_int(f[6]),
+        pid=int_or_zero(f[6]),
         command=f[1],
         dead=f[0] == "1",
         dead_status=pane.dead_status,
         dead_signal=pane.dead_signal,
         in_mode=f[2] == "1",
-        cursor_x=_int(f[3]),
-        cursor_y=_int(f[4]),
-        width=_int(f[5]),
+        cursor_x=int_or_zero(f[3]),
+        cursor_y=int_or_zero(f[4]),
+        width=int_or_zero(f[5]),
     )
     screen = Screen.from_capture(body, fresh.cursor_x, fresh.cursor_y, fresh.width)
     return View(fresh, screen)
 
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
 
 
 def paste(tmux: Tmux, pane_id: str, data: bytes) -> None:

@@ -102,19 +102,20 @@ class Pane:
         return cls(
             session=row[0],
             id=row[1],
-            pid=_int(row[2]),
+            pid=int_or_zero(row[2]),
             command=row[3],
             dead=row[4] == "1",
             dead_status=row[5],
             dead_signal=row[6],
             in_mode=row[7] == "1",
-            cursor_x=_int(row[8]),
-            cursor_y=_int(row[9]),
-            width=_int(row[10]),
+            cursor_x=int_or_zero(row[8]),
+            cursor_y=int_or_zero(row[9]),
+            width=int_or_zero(row[10]),
         )
 
 
-def _int(text: str) -> int:
+def int_or_zero(text: str) -> int:
+    """A number from tmux/systemctl output; empty or odd fields read as 0."""
     try:
         return int(text)
     except ValueError:
@@ -248,7 +249,7 @@ def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | 
         return current
     pane_id, _, pid = out.strip().partition("\x1f")
     attach_transcript(tmux, paths, agent.name, pane_id)
-    return Pane(agent.name, pane_id, _int(pid), "", False, "", "", False, 0, 0)
+    return Pane(agent.name, pane_id, int_or_zero(pid), "", False, "", "", False, 0, 0)
 
 
 def attach_transcript(tmux: Tmux, paths: Paths, name: str, pane_id: str) -> None:

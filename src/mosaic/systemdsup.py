@@ -19,7 +19,7 @@ from mosaic.fleet import Fleet
 from mosaic.fsutil import ensure_dir
 from mosaic.roster import Agent
 from mosaic.runtimes import UNKNOWN, Runtime
-from mosaic.session import Pane
+from mosaic.session import Pane, int_or_zero
 from mosaic.status import Overlay, runtime_alive
 
 PROPS = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "Result")
@@ -42,8 +42,8 @@ class UnitInfo:
             load=props.get("LoadState", ""),
             active=props.get("ActiveState", ""),
             sub=props.get("SubState", ""),
-            restarts=_int(props.get("NRestarts", "")),
-            main_pid=_int(props.get("MainPID", "")),
+            restarts=int_or_zero(props.get("NRestarts", "")),
+            main_pid=int_or_zero(props.get("MainPID", "")),
             result=props.get("Result", ""),
         )
 
@@ -55,12 +55,6 @@ class UnitInfo:
     def up(self) -> bool:
         return self.active in ("active", "activating", "reloading")
 
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)

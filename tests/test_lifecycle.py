@@ -253,3 +253,33 @@ def test_transcript_rotates_and_stays_bounded(fleet_env: dict[str, str]) -> None
     assert rotated.exists()  # ~100 KiB of output went through a 16 KiB cap
     assert current.stat().st_size <= cap and rotated.stat().st_size <= cap
     assert rotated.stat().st_mode & 0o777 == 0o600
+
+
+def test_old_tmux_is_a_clear_error_and_starts_nothing(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    real = shutil.which("tmux")
+    bindir = tmp_path / "oldbin"
+    bindir.mkdir()
+    shim = bindir / "tmux"
+    shim.write_text(
+        f'#!/bin/sh\n[ "$1" = -V ] && {{ echo "tmux 3.1c"; exit 0; }}\nexec "{real}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = dict(fleet_env, PATH=f"{bindir}:{fleet_env['PATH']}")
+    write_roster(env, shell_roster(["a1"]))
+    res = mosaic(env, "start")
+    assert res.code == 2
+    assert "tmux 3.2 or newer is required, found 3.1" in res.err
+    assert "Traceback" not in res.err
+    assert sessions(fleet_env) == []
+
+
+def test_tmux_version_parsing() -> None:
+    from mosaic.tmux import parse_version
+
+    assert parse_version("tmux 3.3a") == (3, 3)
+    assert parse_version("tmux next-3.5") == (3, 5)
+    assert parse_version("tmux master") == (0, 0)

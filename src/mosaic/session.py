@@ -21,7 +21,7 @@ from mosaic.fsutil import atomic_write, ensure_dir
 from mosaic.paths import Paths
 from mosaic.roster import Agent, Roster
 from mosaic.runtimes import Runtime
-from mosaic.tmux import Tmux
+from mosaic.tmux import MIN_VERSION, Tmux
 
 PANE_FIELDS = (
     "session_name",
@@ -201,8 +201,21 @@ def workdir_of(agent: Agent) -> Path:
     return agent.workdir if agent.workdir is not None else Path.home()
 
 
+def require_tmux() -> None:
+    """SPEC §2: tmux >= 3.2 (formats, hooks and `new-session -e` this code relies on)."""
+    found = Tmux(socket="").version()
+    if found < MIN_VERSION:
+        want = ".".join(map(str, MIN_VERSION))
+        raise ConfigError(
+            f"tmux {want} or newer is required, found {'.'.join(map(str, found))} "
+            "(Debian/Ubuntu: apt-get install tmux)"
+        )
+
+
 def preflight(roster: Roster, agents: list[Agent]) -> None:
-    """Check every agent before anything starts, so a bad one leaves nothing half-started."""
+    """Check tmux and every agent before anything starts, so a bad one leaves nothing
+    half-started."""
+    require_tmux()
     problems = []
     for agent in agents:
         runtime = roster.runtime_for(agent)

@@ -217,3 +217,32 @@ def _busy_wait(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         pass
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from mosaic import fsutil, paths, rosteredit
+p = paths.resolve(home=sys.argv[1], env={})
+# Die by a real SIGKILL at the worst moment: temp file written, not yet renamed.
+fsutil.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+rosteredit.add(p, "ghost", "demo")
+"""
+
+
+def test_the_next_edit_clears_temp_files_of_a_writer_killed_mid_write(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    rosteredit.init(paths, "demo")
+    before = paths.roster.read_bytes()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_WRITE, str(paths.home)], env=env, timeout=60
+    )
+    assert child.returncode == -signal.SIGKILL
+    temps = list(paths.roster.parent.glob(".roster.yaml.*.tmp"))
+    assert len(temps) == 1, temps  # what the killed writer left
+    assert paths.roster.read_bytes() == before
+
+    rosteredit.add(paths, "next", "demo")
+
+    assert [p.name for p in paths.roster.parent.glob(".roster.yaml.*.tmp")] == []
+    assert "next" in rosterlib.load(paths.roster).names

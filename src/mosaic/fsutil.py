@@ -7,12 +7,14 @@ either the old or the new content, never a torn file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+TEMP_SUFFIX = ".tmp"
 
 
 def ensure_dir(path: Path) -> Path:
@@ -29,7 +31,7 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Write `data` to a temp file beside `path`, fsync it, rename over `path`, fsync the dir."""
     directory = path.parent
     ensure_dir(directory)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=directory)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)
@@ -51,3 +53,16 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp files that writers killed mid-`atomic_write` left beside `path`.
+
+    Only sound while holding the lock that every writer of `path` holds: then no temp
+    file of `path` can belong to a live writer."""
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed

@@ -21,7 +21,7 @@ from typing import Any
 from mosaic import presets, yamlio
 from mosaic import roster as rosterlib
 from mosaic.errors import ConfigError, RosterError, UnknownAgentError, UsageError
-from mosaic.fsutil import atomic_write
+from mosaic.fsutil import atomic_write, remove_stale_temps
 from mosaic.lock import exclusive
 from mosaic.paths import Paths
 
@@ -36,6 +36,7 @@ def init(paths: Paths, preset: str = presets.DEFAULT_PRESET, force: bool = False
                 f"roster already exists: {paths.roster}; "
                 "use --force to overwrite it (its current content will be lost)"
             )
+        remove_stale_temps(paths.roster)
         atomic_write(paths.roster, text.encode())
     return paths.roster
 
@@ -114,6 +115,7 @@ def _edit(paths: Paths, mutate: Callable[[Any, rosterlib.Roster], None]) -> rost
             raise ConfigError(
                 "the edit would leave an invalid roster, nothing was written:\n" + exc.message
             ) from None
+        remove_stale_temps(path)
         atomic_write(path, new_text.encode())
         return result
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from mosaic import locate
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class Paths:
 
     @property
     def run(self) -> Path:
-        return self.fleet / "run"
+        return Path(locate.run_dir(str(self.home)))
 
     @property
     def logs(self) -> Path:
@@ -37,27 +40,13 @@ class Paths:
         return self.logs / f"{agent}.log"
 
 
-def default_home(env: dict[str, str] | None = None) -> Path:
-    env = dict(os.environ) if env is None else env
-    if env.get("MOSAIC_HOME"):
-        return Path(env["MOSAIC_HOME"]).expanduser()
-    if env.get("XDG_CONFIG_HOME"):
-        return Path(env["XDG_CONFIG_HOME"]).expanduser() / "mosaic"
-    return Path(env.get("HOME") or Path.home()).expanduser() / ".config" / "mosaic"
-
-
 def resolve(
     home: str | None = None,
     roster: str | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Paths:
-    """Flags win over environment, environment over XDG defaults."""
-    env = dict(os.environ) if env is None else env
-    home_path = Path(home).expanduser() if home else default_home(env)
-    if roster:
-        roster_path = Path(roster).expanduser()
-    elif env.get("MOSAIC_FLEET_ROSTER"):
-        roster_path = Path(env["MOSAIC_FLEET_ROSTER"]).expanduser()
-    else:
-        roster_path = home_path / "fleet" / "roster.yaml"
-    return Paths(home=home_path.absolute(), roster=roster_path.absolute())
+    """Flags win over environment, environment over XDG defaults (rule in `locate`)."""
+    home_dir, roster_file = locate.home_and_roster(
+        home, roster, os.environ if env is None else env
+    )
+    return Paths(home=Path(home_dir), roster=Path(roster_file))

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mosaic import programs
 from mosaic.errors import ConfigError, Problem, RosterError, UnknownAgentError
 from mosaic.runtimes import Runtime, builtin_runtimes
 
@@ -129,27 +129,16 @@ class MissingProgram:
     agents: tuple[str, ...]
 
     def __str__(self) -> str:
-        return (
-            f"program {self.program!r} (runtime {self.runtime}) not found on PATH; "
-            f"used by {', '.join(self.agents)}"
-        )
+        return programs.describe((self.program, self.runtime, self.agents))
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def load(
-    path: Path, env: Mapping[str, str] | None = None, cache_dir: Path | None = None
-) -> Roster:
-    """Read and validate the roster at `path`; every problem is in one RosterError.
-
-    With `cache_dir`, the parsed document of a roster that was valid last time is kept
-    there as JSON keyed by the file's hash, so an unchanged roster is checked without
-    importing or running the YAML parser (which costs several interpreter start-ups).
-    The check itself always runs; any problem re-parses with YAML for exact positions.
-    """
+def read(path: Path) -> bytes:
+    """The roster file's bytes, or a ConfigError saying what to do about it."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"roster not found: {path}; create one with `mosaic fleet init`"
@@ -158,21 +147,65 @@ def load(
         raise ConfigError(f"roster path is a directory, not a file: {path}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read roster {path}: {exc.strerror or exc}") from None
+
+
+def load(
+    path: Path, env: Mapping[str, str] | None = None, cache_dir: Path | None = None
+) -> Roster:
+    """Read and validate the roster at `path`; every problem is in one RosterError."""
+    return load_bytes(read(path), path, env, cache_dir)
+
+
+def load_bytes(
+    data: bytes, path: Path, env: Mapping[str, str] | None = None, cache_dir: Path | None = None
+) -> Roster:
+    """Validate `data` as the roster at `path`.
+
+    With `cache_dir`, the parsed document of a roster that was valid last time is kept
+    there, next to the exact bytes it came from, so an unchanged roster is checked without
+    importing or running the YAML parser (which costs several interpreter start-ups).
+    The check itself always runs; any problem re-parses with YAML for exact positions.
+    """
     if cache_dir is None:
         return loads(data, path, env)
     from mosaic import rostercache
 
-    doc = rostercache.get(cache_dir, data)
+    doc = rostercache.get_doc(str(cache_dir), data)
     if doc is not None:
-        checker = _Checker(str(path), "", dict(os.environ) if env is None else dict(env), path)
+        checker = _Checker(str(path), "", os.environ if env is None else env, path)
         roster = checker.roster(doc)
         if roster is not None and not checker.problems:
             return roster
     text = decode(data, path)
     doc, problems = parse(text, path)
     roster = _check(text, doc, problems, path, env)
-    rostercache.put(cache_dir, data, doc)
+    rostercache.put_doc(str(cache_dir), data, doc)
     return roster
+
+
+class EnvRecorder(Mapping[str, str]):
+    """The environment as validation sees it, noting every variable looked at (and its
+    value, None when unset), so a cached outcome can be tied to exactly those."""
+
+    def __init__(self, base: Mapping[str, str]) -> None:
+        self.base = base
+        self.reads: dict[str, str | None] = {}
+
+    def __getitem__(self, key: str) -> str:
+        value = self.base.get(key)
+        self.reads[key] = value
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        # Whoever lists the environment depends on all of it.
+        for key in self.base:
+            self.reads[key] = self.base[key]
+            yield key
+
+    def __len__(self) -> int:
+        return len(self.base)
 
 
 def loads(data: bytes | str, path: Path, env: Mapping[str, str] | None = None) -> Roster:
@@ -186,7 +219,7 @@ def loads(data: bytes | str, path: Path, env: Mapping[str, str] | None = None) -
 def _check(
     text: str, doc: Any, problems: list[Problem], path: Path, env: Mapping[str, str] | None
 ) -> Roster:
-    checker = _Checker(str(path), text, dict(os.environ) if env is None else dict(env), path)
+    checker = _Checker(str(path), text, os.environ if env is None else env, path)
     roster = checker.roster(doc)
     problems += checker.problems
     if problems or roster is None:
@@ -293,17 +326,19 @@ def effective_supervisor(roster: Roster, env: Mapping[str, str] | None = None) -
     return value
 
 
+def program_uses(roster: Roster) -> list[programs.Use]:
+    """What each agent needs installed: its runtime's program, looked up on its own PATH
+    when its env sets one."""
+    return [
+        (roster.runtime_for(a).program, a.runtime, a.name, a.env_dict.get("PATH"))
+        for a in roster.agents
+    ]
+
+
 def missing_programs(roster: Roster, env: Mapping[str, str] | None = None) -> list[MissingProgram]:
-    """Runtimes used by agents whose program cannot be found, each checked against the PATH
-    the agent itself would get (its own env's PATH when it sets one)."""
-    env = os.environ if env is None else env
-    found: dict[tuple[str, str], list[str]] = {}
-    for agent in roster.agents:
-        program = roster.runtime_for(agent).program
-        search = agent.env_dict.get("PATH", env.get("PATH", os.defpath))
-        if shutil.which(program, path=search) is None:
-            found.setdefault((program, agent.runtime), []).append(agent.name)
-    return [MissingProgram(p, rt, tuple(names)) for (p, rt), names in found.items()]
+    """Runtimes used by agents whose program cannot be found on the PATH the agent would get."""
+    found = programs.missing(program_uses(roster), os.environ if env is None else env)
+    return [MissingProgram(*item) for item in found]
 
 
 # --------------------------------------------------------------------------- validation
@@ -393,7 +428,7 @@ def _item_pos(seq: Any, index: int) -> Pos:
 class _Checker:
     """Collects every problem while building the typed roster; never stops at the first."""
 
-    def __init__(self, where: str, text: str, env: dict[str, str], path: Path) -> None:
+    def __init__(self, where: str, text: str, env: Mapping[str, str], path: Path) -> None:
         self.where = where
         self.lines = text.splitlines()
         self.env = env

@@ -1,42 +1,107 @@
-"""A parsed-roster cache so an unchanged roster skips the YAML parser.
+"""Two caches keyed by a roster's exact bytes, so an unchanged roster skips the YAML parser
+and `validate` skips even the validator.
 
-ruamel.yaml's import and pure-Python parse cost far more than the rest of a command. The
-cache holds only the *parsed document* of a roster that was valid, as plain JSON, next to
-the exact text it came from (compared whole: no hash to collide, and no hashlib import);
-validation still runs on every load against the current environment. Writes are atomic and
-each entry carries its own source, so concurrent writers can only ever store a correct
-entry for some version of the file.
+ruamel.yaml's import and pure-Python parse cost far more than the rest of a command, and a
+50-agent `validate` through click, ruamel and the validator costs several interpreter
+start-ups. So:
+
+- the *doc* cache keeps the parsed document of a roster that was valid; every load still
+  validates it against the current environment;
+- the *outcome* cache keeps what `validate` found for a valid roster: its agent count and
+  each agent's program, tied to the values of every environment variable the validator
+  looked at. Whether the programs are installed is checked afresh on each run.
+
+Each entry carries the whole source it came from (compared whole: no hash to collide), the
+mosaic version, the interpreter and the stat of the validator's own modules, so an edited
+roster, another Python or a changed validator can only miss. Files are written atomically by
+whoever validated, so concurrent writers can only ever store a correct entry for some
+version of the roster. The format is `marshal`, which is built into the interpreter: this
+module is imported by `validate`'s fast path and must cost next to nothing.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+import marshal
+import os
+import sys
 
-from mosaic.fsutil import atomic_write
+from mosaic import __version__
 
-FILE = "roster-cache.json"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from mosaic.programs import Use
+
+DOC_FILE = "roster-cache"
+OUTCOME_FILE = "validate-cache"
+FORMAT = 2
+# The modules whose code decides a roster's outcome; editing one invalidates every entry.
+_VALIDATOR = ("roster.py", "runtimes.py", "rostercache.py")
 
 
-def get(cache_dir: Path, data: bytes) -> Any:
+def _stamp() -> tuple[Any, ...]:
+    here = os.path.dirname(__file__)
+    stats = []
+    for name in _VALIDATOR:
+        st = os.stat(os.path.join(here, name))
+        stats.append((st.st_mtime_ns, st.st_size))
+    return (FORMAT, __version__, sys.executable, sys.hexversion, tuple(stats))
+
+
+def _read(cache_dir: str, name: str, data: bytes) -> dict[str, Any] | None:
+    """The entry in `name` if it was written for exactly these bytes by this code."""
+    try:
+        with open(os.path.join(cache_dir, name), "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return None  # only ever trust what we wrote (0600, in a 0700 dir)
+            # marshal builds values and never runs code; the file is ours, checked above.
+            entry = marshal.loads(f.read())  # noqa: S302
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if (
+        not isinstance(entry, dict)
+        or entry.get("source") != data
+        or entry.get("stamp") != _stamp()
+    ):
+        return None
+    return entry
+
+
+def _write(cache_dir: str, name: str, data: bytes, fields: dict[str, Any]) -> None:
+    """Best effort: a cache that cannot be written only costs speed."""
+    import contextlib
+    from pathlib import Path
+
+    from mosaic.fsutil import atomic_write
+
+    entry = {"stamp": _stamp(), "source": data, **fields}
+    with contextlib.suppress(OSError, ValueError):
+        atomic_write(Path(cache_dir) / name, marshal.dumps(entry))
+
+
+# --------------------------------------------------------------------------- doc
+
+
+def get_doc(cache_dir: str, data: bytes) -> Any:
     """The cached plain document for exactly these bytes, or None."""
+    entry = _read(cache_dir, DOC_FILE, data)
+    return None if entry is None else entry.get("doc")
+
+
+def put_doc(cache_dir: str, data: bytes, doc: Any) -> None:
     try:
-        entry = json.loads((cache_dir / FILE).read_bytes())
-    except (OSError, ValueError):
-        return None
-    try:
-        source = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None  # never valid, so never cached
-    if not isinstance(entry, dict) or entry.get("source") != source:
-        return None
-    return entry.get("doc")
+        fields = {"doc": plain(doc)}
+    except ValueError:
+        return  # holds something marshal would change; just not cached
+    _write(cache_dir, DOC_FILE, data, fields)
 
 
 def plain(doc: Any) -> Any:
-    """The document as JSON types, or raise ValueError when it holds anything else
-    (timestamps, non-string keys, custom scalar types) that JSON would change."""
+    """The document as built-in types, or raise ValueError when it holds anything else
+    (timestamps, non-string keys, custom scalar types) that a round trip would change."""
     if doc is None or type(doc) in (str, bool):
         return doc
     if isinstance(doc, int) and not isinstance(doc, bool):
@@ -48,7 +113,7 @@ def plain(doc: Any) -> Any:
     if isinstance(doc, dict):
         out = {}
         for key, value in doc.items():
-            if type(key) is not str and not isinstance(key, str):
+            if not isinstance(key, str):
                 raise ValueError("non-string key")
             out[str(key)] = plain(value)
         return out
@@ -57,10 +122,33 @@ def plain(doc: Any) -> Any:
     raise ValueError(f"unsupported type {type(doc).__name__}")
 
 
-def put(cache_dir: Path, data: bytes, doc: Any) -> None:
-    """Best effort: a cache that cannot be written only costs speed."""
-    try:
-        entry = {"source": data.decode("utf-8"), "doc": plain(doc)}
-        atomic_write(cache_dir / FILE, json.dumps(entry).encode())
-    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
-        pass
+# --------------------------------------------------------------------------- outcome
+
+
+def get_outcome(
+    cache_dir: str, roster: str, data: bytes, environ: Mapping[str, str]
+) -> tuple[int, list[Use]] | None:
+    """(agent count, each agent's program need) that `validate` found for exactly these
+    bytes at this path, if every environment variable it read still has the same value."""
+    entry = _read(cache_dir, OUTCOME_FILE, data)
+    if entry is None or entry.get("roster") != roster:
+        return None
+    env, agents, uses = entry.get("env"), entry.get("agents"), entry.get("uses")
+    if not isinstance(env, dict) or not isinstance(agents, int) or not isinstance(uses, list):
+        return None
+    for name, value in env.items():
+        if environ.get(name) != value:
+            return None
+    return agents, uses
+
+
+def put_outcome(
+    cache_dir: str,
+    roster: str,
+    data: bytes,
+    env_reads: Mapping[str, str | None],
+    agents: int,
+    uses: list[Use],
+) -> None:
+    fields = {"roster": roster, "env": dict(env_reads), "agents": agents, "uses": list(uses)}
+    _write(cache_dir, OUTCOME_FILE, data, fields)

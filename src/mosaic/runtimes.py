@@ -32,6 +32,9 @@ class Runtime:
     # Wait after a paste before the submit key, so the TUI does not fold Enter into the paste.
     paste_window_ms: int = 150
     builtin: bool = False
+    # The command is chosen from the environment at load time ($SHELL and whether it is
+    # installed), so nothing derived from it may be cached against the roster text alone.
+    env_dependent: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -140,6 +143,7 @@ def builtin_runtimes() -> dict[str, Runtime]:
             ready=r"[$#%>] ?$",
             quit_keys=("C-c", "C-d"),
             builtin=True,
+            env_dependent=True,
         ),
         "demo": Runtime(
             name="demo",

@@ -1,7 +1,8 @@
 """Thin click layer: parse, call the library, render.
 
-`main` answers `mosaic --version` before importing click (a third of a bare interpreter's
-start-up on its own), so the most common health check stays near interpreter speed.
+`main` answers `mosaic --version`, and `fleet validate` of an unchanged roster, before
+importing click (a third of a bare interpreter's start-up on its own), so the most common
+health checks stay near interpreter speed.
 """
 
 from __future__ import annotations
@@ -9,12 +10,20 @@ from __future__ import annotations
 import sys
 
 
-def main() -> None:
-    if sys.argv[1:] == ["--version"]:
+def main() -> int | None:
+    args = sys.argv[1:]
+    if args == ["--version"]:
         from mosaic import __version__
 
         sys.stdout.write(f"mosaic {__version__}\n")
-        return
+        return 0
+    if args[-1:] == ["validate"]:
+        from mosaic.cli import quickvalidate
+
+        status = quickvalidate.run(args)
+        if status is not None:
+            return status
     from mosaic.cli.main import main as click_main
 
     click_main()
+    return None

@@ -114,12 +114,24 @@ def remove_cmd(ctx: click.Context, name: str) -> None:
 def validate_cmd(ctx: click.Context) -> None:
     """Check the roster (exit 2 with every problem) and warn about runtimes whose program
     is not installed; those only become errors at `start`."""
+    import os
+
+    from mosaic import programs, rostercache
     from mosaic import roster as rosterlib
+    from mosaic.cli.quickvalidate import render
 
     paths = paths_of(ctx)
-    fleet = rosterlib.load(paths.roster, cache_dir=paths.run)
-    for missing in rosterlib.missing_programs(fleet):
-        click.echo(f"WARNING: {missing}", err=True)
-    count = len(fleet.agents)
-    noun = "agent" if count == 1 else "agents"
-    click.echo(f"OK: {paths.roster}: {count} {noun}")
+    data = rosterlib.read(paths.roster)
+    env = rosterlib.EnvRecorder(os.environ)
+    fleet = rosterlib.load_bytes(data, paths.roster, env, cache_dir=paths.run)
+    uses = rosterlib.program_uses(fleet)
+    missing = programs.missing(uses, os.environ)  # never cached: installs change it
+    warnings, verdict = render(str(paths.roster), len(fleet.agents), missing)
+    for line in warnings:
+        click.echo(line, err=True)
+    click.echo(verdict)
+    if not any(fleet.runtime_for(agent).env_dependent for agent in fleet.agents):
+        # What the next run needs to answer without click (`cli.quickvalidate`).
+        rostercache.put_outcome(
+            str(paths.run), str(paths.roster), data, env.reads, len(fleet.agents), uses
+        )

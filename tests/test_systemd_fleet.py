@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fleetkit import mosaic, ok, sessions, shell_roster, status, write_roster
+from fleetkit import mosaic, ok, sessions, shell_roster, status, tmux, write_roster
 from helpers import pid_alive, wait_until
 from mosaic import units
 from systemd_harness import UserManager, user_manager
@@ -206,6 +206,61 @@ def test_removed_agent_unit_still_stops(user_manager: UserManager, env: dict[str
     assert active(m, unit("a2")) == "inactive"
     assert not pid_alive(a2["pid"])
     assert sessions(env) == []
+
+
+def test_a_removed_agent_unit_fails_once_instead_of_retrying(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "gone"]))
+    write_roster(env, shell_roster(["a1"]))  # "gone" leaves the roster, its unit stays
+    m.systemctl("start", "--no-block", unit("gone"), check=False)
+    wait_until(lambda: active(m, unit("gone")) == "failed", timeout=20, interval=0.1,
+               what="the unit of an agent not in the roster failed")  # fmt: skip
+    assert m.prop(unit("gone"), "ExecMainStatus") == "78"
+    assert m.prop(unit("gone"), "NRestarts") == "0"
+    ok(env, "stop")
+
+
+def _new_server(m: UserManager, old: int) -> int | None:
+    pid = int(m.prop(HOLDER, "MainPID") or 0)
+    return pid if pid not in (0, old) and active(m, HOLDER) == "active" else None
+
+
+def test_a_lost_tmux_server_comes_back_with_the_agents_that_ran(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    m = user_manager
+    installed(env, shell_roster(["a1", "a2", "off"]))
+    ok(env, "start")
+    pids = {n: wait_until(lambda n=n: running(env, n), what=f"{n} running")["pid"]
+            for n in ("a1", "a2", "off")}  # fmt: skip
+    ok(env, "stop", "off")  # the operator's stop: it must outlive the server's loss
+
+    def lose_server(how: str) -> None:
+        server = int(m.prop(HOLDER, "MainPID"))
+        if how == "sigkill":
+            os.kill(server, signal.SIGKILL)
+        else:
+            tmux(env, "kill-server")  # exits 0: Restart=always still brings it back
+        wait_until(lambda: _new_server(m, server), timeout=20, interval=0.1,
+                   what=f"a new tmux server after {how}")  # fmt: skip
+        for name in ("a1", "a2"):
+            r = wait_until(
+                lambda name=name: (r := running(env, name)) and r["pid"] != pids[name] and r,
+                timeout=30, interval=0.1, what=f"{name} revived after {how}",
+            )  # fmt: skip
+            assert not pid_alive(pids[name])
+            pids[name] = r["pid"]
+            assert active(m, unit(name)) == "active"
+        assert sessions(env) == ["a1", "a2"]
+        assert active(m, unit("off")) == "inactive"
+        assert row(env, "off")["state"] == "stopped"
+
+    lose_server("sigkill")
+    lose_server("kill-server")
+    ok(env, "stop")
+    assert active(m, HOLDER) == "inactive"  # an explicit stop is not undone
 
 
 def test_auto_picks_systemd_with_a_manager(

@@ -34,6 +34,9 @@ class AgentState:
     failed: bool = False
     # Wall-clock time a scheduled respawn is due, None when none is pending.
     respawn_due: float | None = None
+    # systemd only: the agent's unit was stopped because the holder (the tmux server) went
+    # away, not because anyone asked; the holder's next start revives it.
+    holder_lost: bool = False
 
 
 def _dir(paths: Paths) -> Path:

@@ -9,7 +9,10 @@ runtime's own exit status, 128+N for death by signal N, and 1 when tmux lost the
 
 `stop` is ExecStop=: it marks the agent stopped and ends the pane's whole process tree
 gracefully. It needs nothing from the roster beyond the runtime's quit keys, so it copes
-with a unit left running for an agent since removed from the roster.
+with a unit left running for an agent since removed from the roster. When the tmux server
+is already gone, the stop is the holder's loss reaching the agent (BindsTo=), not anyone's
+wish: the agent is marked `holder_lost` instead, and `revive` (the holder's ExecStartPost)
+starts such agents again once the server is back.
 
 The tmux server is never started from here: a server forked from an agent unit would land
 in that unit's cgroup and die with it. It belongs to `mosaic-tmux-holder.service`.
@@ -25,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mosaic import roster as roster_mod
-from mosaic import session, state
+from mosaic import session, state, systemctl, units
 from mosaic.errors import MosaicError, OperationFailed, UnknownAgentError
 from mosaic.paths import Paths, resolve
 from mosaic.roster import Agent, Roster
@@ -35,6 +38,7 @@ from mosaic.tmux import Tmux, tmux_binary
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CONFIG = units.EXIT_CONFIG  # the agent unit's RestartPreventExitStatus=
 # How often the waiter's `tail --pid` looks for the runtime: the upper bound on how late
 # systemd hears of a normal exit. A wake-up of a small C program per agent at this rate is
 # noise. tmux 3.3a now and then leaves a dead runtime unreaped (a zombie, which `kill -0`,
@@ -106,6 +110,7 @@ def _arm(agent: Agent, now: float) -> Callable[[AgentState], AgentState]:
         return replace(
             s, desired="running", generation=s.generation + 1, failed=False, crash_streak=0,
             respawn_due=None, started_at=now, pid=None, restart_policy=agent.restart,
+            holder_lost=False,
         )  # fmt: skip
 
     return change
@@ -124,7 +129,9 @@ def bring_up(ctx: Context, roster: Roster, agent: Agent) -> session.Pane:
     if pane is None or pane.dead:
         state.update(ctx.paths, agent.name, _arm(agent, time.time()))
     else:
-        state.update(ctx.paths, agent.name, lambda s: replace(s, desired="running"))
+        state.update(
+            ctx.paths, agent.name, lambda s: replace(s, desired="running", holder_lost=False)
+        )
     new = session.launch(ctx.tmux, ctx.paths, roster, agent, pane)
     state.update(ctx.paths, agent.name, lambda s: replace(s, pid=new.pid))
     return new
@@ -150,7 +157,7 @@ def run(name: str, env: Mapping[str, str]) -> int:
     except UnknownAgentError as exc:
         print(f"mosaic-agent@{name}: {exc.message}; run `mosaic fleet install` to "
               "update the units", file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
+        return EXIT_CONFIG
     pane = bring_up(ctx, roster, agent)
     argv = waiter_argv(ctx, pane)
     notify_ready(env, pane.pid)
@@ -163,21 +170,44 @@ def run(name: str, env: Mapping[str, str]) -> int:
 def stop(name: str, env: Mapping[str, str]) -> int:
     """ExecStop=, also run by systemd after the runtime ended by itself ($EXIT_CODE set).
 
-    Only an operator's stop (the waiter still alive) marks the agent stopped and ends its
-    tree; after a runtime's own exit the dead pane is left for `capture` and for the next
-    `run` to replace, and a runtime whose waiter alone was killed keeps running to be
-    adopted by the restarted unit.
+    Only an operator's stop (the waiter still alive, the server up) marks the agent stopped
+    and ends its tree; after a runtime's own exit the dead pane is left for `capture` and for
+    the next `run` to replace, and a runtime whose waiter alone was killed keeps running to
+    be adopted by the restarted unit. Without a server, the holder was lost (see module doc).
     """
+    ctx = context(env)
+    panes = session.list_panes(ctx.tmux)
+    if panes is None:
+        state.update(ctx.paths, name, _lost)
+        return 0
     if env.get("EXIT_CODE"):
         return 0
-    ctx = context(env)
     state.update(ctx.paths, name, _disarm)
     runtime = _runtime_of(ctx.paths, name)
-    pane = (session.list_panes(ctx.tmux) or {}).get(name)
+    pane = panes.get(name)
     if pane is None:
         return 0
     session.kill_tree(ctx.tmux, pane, runtime)
     session.kill_session(ctx.tmux, name)
+    return 0
+
+
+def _lost(s: AgentState) -> AgentState:
+    return replace(s, holder_lost=s.desired == "running")
+
+
+def revive(env: Mapping[str, str]) -> int:
+    """The holder's ExecStartPost: queue a start for every roster agent the holder's loss
+    stopped (`--no-block`: they are ordered after the holder, which is still starting)."""
+    ctx = context(env)
+    lost = [
+        a.name
+        for a in _load(ctx.paths).agents
+        if (record := state.read(ctx.paths, a.name)).holder_lost and record.desired == "running"
+    ]
+    if lost:
+        print(f"reviving agents stopped with the tmux server: {', '.join(lost)}", file=sys.stderr)
+        systemctl.start([units.agent_unit(n) for n in lost], no_block=True, env=env)
     return 0
 
 
@@ -196,14 +226,23 @@ def _runtime_of(paths: Paths, name: str) -> Runtime:
 
 def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
+    if argv == ["revive"]:
+        try:
+            return revive(env)
+        except MosaicError as exc:
+            print(f"mosaic-tmux-holder: revive: {exc.message}", file=sys.stderr)
+            return exc.exit_code
     if len(argv) != 2 or argv[0] not in ("run", "stop"):
-        print(f"usage: python -m mosaic.unitexec run|stop AGENT (got {argv})", file=sys.stderr)
+        print(f"usage: python -m mosaic.unitexec run|stop AGENT | revive (got {argv})",
+              file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     verb, name = argv
     try:
         return run(name, env) if verb == "run" else stop(name, env)
     except MosaicError as exc:
         print(f"mosaic-agent@{name}: {verb}: {exc.message}", file=sys.stderr)
+        if verb == "run" and exc.exit_code == EXIT_USAGE:
+            return EXIT_CONFIG  # a broken roster: restarting will not mend it
         return exc.exit_code
 
 

@@ -28,6 +28,9 @@ DROPIN_NAME = "10-mosaic.conf"
 # with lingering on).
 WANTED_BY = "default.target"
 
+# sysexits.h EX_CONFIG: what `unitexec run` exits with for an agent it cannot configure.
+EXIT_CONFIG = 78
+
 HEADER = "# Written by `mosaic fleet install`; rewritten on every install, do not edit.\n"
 
 # systemd `Restart=` value for each roster restart policy (SPEC §4).
@@ -194,9 +197,14 @@ def render_holder(ctx: UnitContext) -> str:
 
     A tmux server forked by some agent's tmux client would land in that agent unit's cgroup
     and die with it; run here, every pane (and so every runtime) lives in this unit's cgroup
-    and systemd supervises the real server process. The ExecStartPost loop holds the unit in
-    `activating` until the server answers on its socket, so units ordered After= it (the
-    agents) never race the socket's creation; TimeoutStartSec bounds the wait.
+    and systemd supervises the real server process. The first ExecStartPost loop holds the
+    unit in `activating` until the server answers on its socket, so units ordered After= it
+    (the agents) never race the socket's creation; TimeoutStartSec bounds the wait.
+
+    Restart=always: a server that crashed or was sent `kill-server` comes back (an explicit
+    stop is never restarted). Its agents were stopped with it (BindsTo=), so the second
+    ExecStartPost (`unitexec revive`, failure ignored) queues a start for each agent that
+    was lost that way; agents someone stopped stay stopped.
     """
     ready_probe = exec_line(
         [
@@ -221,7 +229,8 @@ def render_holder(ctx: UnitContext) -> str:
         *(environment_line(k, v) for k, v in ctx.environment()),
         "ExecStart=" + exec_line([ctx.tmux, "-L", ctx.socket, "-f", ctx.tmux_conf, "-D"]),
         "ExecStartPost=" + ready_probe,
-        "Restart=on-failure",
+        "ExecStartPost=-" + exec_line([ctx.python, "-m", "mosaic.unitexec", "revive"]),
+        "Restart=always",
         f"RestartSec={_seconds(ctx.restart_sec)}",
         "TimeoutStartSec=30s",
         # Stopping the holder ends every pane: the default KillMode=control-group is the
@@ -265,6 +274,9 @@ def render_agent_template(ctx: UnitContext) -> str:
         "ExecStart=" + _exec_agent_line(ctx.python, "run"),
         "ExecStop=" + _exec_agent_line(ctx.python, "stop"),
         "Restart=on-failure",
+        # `unitexec run` exits EX_CONFIG when the roster no longer names the agent (or is
+        # broken): restarting cannot cure that, so the unit fails once, visibly.
+        f"RestartPreventExitStatus={EXIT_CONFIG}",
         f"RestartSec={_seconds(ctx.restart_sec)}",
         "KillMode=mixed",
         f"TimeoutStopSec={ctx.stop_timeout_sec}s",

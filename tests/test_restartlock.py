@@ -56,6 +56,14 @@ try:
                     stdin=subprocess.DEVNULL, close_fds=False,
                 )
                 print("child", child.pid, flush=True)
+            if cmd == "spawn-tree":
+                # A child with a grandchild, like a tmux client stuck under a hung restart.
+                tree = subprocess.Popen(
+                    ["/bin/sh", "-c", "sleep 600 & echo $!; wait"], stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert tree.stdout is not None
+                print("tree", tree.pid, tree.stdout.readline().strip(), flush=True)
         leaving = time.monotonic()
     print("out", leaving, flush=True)
 except MosaicError as exc:
@@ -374,6 +382,34 @@ def test_hung_owner_is_overridden_and_its_end_leaves_new_owner_locked(
     assert "overriding it" in new.stderr and f"pid {hung.pid}" in new.stderr
     third.send("release")
     assert third.finish() == 0
+
+
+def test_override_ends_the_hung_owners_children_but_nothing_else(
+    script: Path, lock: Path, contenders: list[Contender]
+) -> None:
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    tree: list[int] = []
+    try:
+        hung = start(contenders, script, lock)
+        hung.expect("in")
+        hung.send("spawn-tree")
+        tree = [int(pid) for pid in hung.expect("tree")]  # child, grandchild
+        assert len(tree) == 2 and all(pid_alive(pid) for pid in tree)
+        new = start(contenders, script, lock, **{ENV_MAX_WAIT: "0.3"})
+        _, _, over = new.expect("in", timeout=15)
+        assert int(over) == hung.pid
+        assert hung.finish() == -signal.SIGKILL
+        wait_until(lambda: not any(pid_alive(pid) for pid in tree), timeout=5,
+                   what="the hung owner's child and grandchild ended")  # fmt: skip
+        assert pid_alive(bystander.pid)  # same user, same process group as the test: untouched
+        new.send("release")
+        assert new.finish() == 0
+        assert "and the processes it started" in new.stderr
+    finally:
+        for pid in [bystander.pid, *tree]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        bystander.wait()
 
 
 def test_override_ends_the_real_holder_not_the_pid_in_the_file(

@@ -233,8 +233,8 @@ def test_a_lost_tmux_server_comes_back_with_the_agents_that_ran(
     m = user_manager
     installed(env, shell_roster(["a1", "a2", "off"]))
     ok(env, "start")
-    pids = {n: wait_until(lambda n=n: running(env, n), what=f"{n} running")["pid"]
-            for n in ("a1", "a2", "off")}  # fmt: skip
+    wait_until(lambda: all(running(env, n) for n in ("a1", "a2", "off")), what="all running")
+    pids = {r["name"]: r["pid"] for r in status(env)["agents"]}
     ok(env, "stop", "off")  # the operator's stop: it must outlive the server's loss
 
     def lose_server(how: str) -> None:
@@ -245,13 +245,15 @@ def test_a_lost_tmux_server_comes_back_with_the_agents_that_ran(
             tmux(env, "kill-server")  # exits 0: Restart=always still brings it back
         wait_until(lambda: _new_server(m, server), timeout=20, interval=0.1,
                    what=f"a new tmux server after {how}")  # fmt: skip
+
+        def revived() -> bool:
+            rows = [running(env, n) for n in ("a1", "a2")]
+            return all(r and r["pid"] != pids[r["name"]] for r in rows)
+
+        wait_until(revived, timeout=30, interval=0.1, what=f"a1, a2 revived after {how}")
         for name in ("a1", "a2"):
-            r = wait_until(
-                lambda name=name: (r := running(env, name)) and r["pid"] != pids[name] and r,
-                timeout=30, interval=0.1, what=f"{name} revived after {how}",
-            )  # fmt: skip
             assert not pid_alive(pids[name])
-            pids[name] = r["pid"]
+            pids[name] = row(env, name)["pid"]
             assert active(m, unit(name)) == "active"
         assert sessions(env) == ["a1", "a2"]
         assert active(m, unit("off")) == "inactive"

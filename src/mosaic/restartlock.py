@@ -56,6 +56,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mosaic import procs
 from mosaic.errors import ConfigError, OperationFailed
 from mosaic.lock import open_lock_file
 
@@ -69,6 +70,8 @@ KILL_GRACE = 10.0
 # (the lock is held, but by no process we can inspect) before it reports a failure.
 IDENTIFY_GRACE = 2.0
 _IDENTIFY_RETRY = 0.05
+# Walks of the hung owner's descendants; each pass stops what it finds, so few are needed.
+_DESCENDANT_PASSES = 5
 _MAX_COMMAND = 1000
 
 Warn = Callable[[str], None]
@@ -560,10 +563,16 @@ def _wait_or_override(
             warn(
                 f"restart lock {path} is still held by {what} after waiting the max wait "
                 f"of {max_wait:g} s (${ENV_MAX_WAIT}); overriding it by ending that "
-                "process with SIGKILL"
+                "process, and the processes it started, with SIGKILL"
             )
             try:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                # Stopped first, so it starts nothing new while its tree is gathered.
+                signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+                descendants = _freeze_descendants(pid)
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                finally:
+                    _kill_pinned(descendants)  # never left stopped, whatever the owner did
             except ProcessLookupError:
                 pass  # it exited on its own meanwhile; the kernel frees the lock either way
             except PermissionError as exc:
@@ -576,6 +585,52 @@ def _wait_or_override(
         killed = victim
         overridden = info
         deadline = time.monotonic() + KILL_GRACE
+
+
+def _freeze_descendants(root: int) -> list[int]:
+    """Pidfds of every descendant of the (stopped) `root`, each stopped once pinned.
+
+    A hung restart is usually hung *in* a child (a tmux client stuck on a wedged server, a
+    systemctl waiting on a job); ending only the owner would leave that child behind for
+    ever. Only descendants: the owner's process group or session may hold the user's shell.
+    A descendant is pinned by a pidfd and then checked to be the process seen in the
+    snapshot (same start time), so a recycled pid is never signalled; stopping each one as
+    it is pinned keeps it from forking, and the walk repeats until it finds nobody new.
+    """
+    pinned: dict[int, int] = {}
+    for _ in range(_DESCENDANT_PASSES):
+        snapshot = {p.pid: p for p in procs.all_procs()}
+        children: dict[int, list[int]] = {}
+        for p in snapshot.values():
+            children.setdefault(p.ppid, []).append(p.pid)
+        found, stack = [], [root]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                found.append(child)
+                stack.append(child)
+        new = [pid for pid in found if pid not in pinned]
+        if not new:
+            break
+        for pid in new:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                continue  # gone already
+            now = procs.info(pid)
+            if now is None or now.start_ticks != snapshot[pid].start_ticks:
+                os.close(pidfd)
+                continue
+            pinned[pid] = pidfd
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+    return list(pinned.values())
+
+
+def _kill_pinned(pidfds: list[int]) -> None:
+    for pidfd in pidfds:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.close(pidfd)
 
 
 def _lock(

@@ -41,12 +41,17 @@ FORMAT = 2
 _VALIDATOR = ("roster.py", "runtimes.py", "rostercache.py")
 
 
-def _stamp() -> tuple[Any, ...]:
+def _stamp() -> tuple[Any, ...] | None:
+    """What the entries depend on besides the roster; None (cache nothing) when the
+    validator's sources cannot be seen (a zipped or frozen install)."""
     here = os.path.dirname(__file__)
     stats = []
-    for name in _VALIDATOR:
-        st = os.stat(os.path.join(here, name))
-        stats.append((st.st_mtime_ns, st.st_size))
+    try:
+        for name in _VALIDATOR:
+            st = os.stat(os.path.join(here, name))
+            stats.append((st.st_mtime_ns, st.st_size))
+    except OSError:
+        return None
     return (FORMAT, __version__, sys.executable, sys.hexversion, tuple(stats))
 
 
@@ -61,10 +66,12 @@ def _read(cache_dir: str, name: str, data: bytes) -> dict[str, Any] | None:
             entry = marshal.loads(f.read())  # noqa: S302
     except (OSError, ValueError, EOFError, TypeError):
         return None
+    stamp = _stamp()
     if (
-        not isinstance(entry, dict)
+        stamp is None
+        or not isinstance(entry, dict)
         or entry.get("source") != data
-        or entry.get("stamp") != _stamp()
+        or entry.get("stamp") != stamp
     ):
         return None
     return entry
@@ -77,7 +84,10 @@ def _write(cache_dir: str, name: str, data: bytes, fields: dict[str, Any]) -> No
 
     from mosaic.fsutil import atomic_write
 
-    entry = {"stamp": _stamp(), "source": data, **fields}
+    stamp = _stamp()
+    if stamp is None:
+        return
+    entry = {"stamp": stamp, "source": data, **fields}
     with contextlib.suppress(OSError, ValueError):
         atomic_write(Path(cache_dir) / name, marshal.dumps(entry))
 

@@ -63,19 +63,27 @@ def all_procs() -> list[ProcInfo]:
     return out
 
 
-def tree(root: int, procs: list[ProcInfo] | None = None) -> list[int]:
-    """`root`, its descendants, and every process still in `root`'s session or group."""
-    procs = all_procs() if procs is None else procs
+def descendants(root: int, procs: list[ProcInfo]) -> list[int]:
+    """Every process below `root` in `procs` (a snapshot), parents before their children."""
     children: dict[int, list[int]] = {}
     for p in procs:
         children.setdefault(p.ppid, []).append(p.pid)
-    found = {root}
+    found: list[int] = []
+    seen = {root}
     stack = [root]
     while stack:
         for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
+            if child not in seen:
+                seen.add(child)
+                found.append(child)
                 stack.append(child)
+    return found
+
+
+def tree(root: int, procs: list[ProcInfo] | None = None) -> list[int]:
+    """`root`, its descendants, and every process still in `root`'s session or group."""
+    procs = all_procs() if procs is None else procs
+    found = {root, *descendants(root, procs)}
     found |= {p.pid for p in procs if p.sid == root or p.pgid == root}
     return sorted(pid for pid in found if alive(pid))
 

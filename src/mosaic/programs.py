@@ -2,7 +2,7 @@
 
 Whether a program is installed is not something a cache can key on, so `validate` answers
 it afresh on every run, including its fast path; this module is therefore kept to `os`
-alone (no shutil) and is what `roster.missing_programs` uses too.
+alone (no shutil) and is what `roster.missing_programs` and `start` use too.
 """
 
 from __future__ import annotations
@@ -19,21 +19,27 @@ Use = tuple[str, str, str, "str | None"]
 Missing = tuple[str, str, tuple[str, ...]]
 
 
-def on_path(program: str, search: str) -> bool:
+def search_path(own: str | None, environ: Mapping[str, str]) -> str:
+    """The PATH an agent runs with: its own env's when set (and not empty), else ours."""
+    return own or environ.get("PATH", os.defpath)
+
+
+def find(program: str, search: str) -> str | None:
     """shutil.which's answer: a name with a slash is checked as is, a bare name in each
     directory of `search`; an empty `search` finds nothing."""
     if os.path.dirname(program):
-        return _runnable(program)
+        return program if _runnable(program) else None
     if not search:
-        return False
+        return None
     seen = set()
     for directory in search.split(os.pathsep):
         if directory in seen:
             continue
         seen.add(directory)
-        if _runnable(os.path.join(directory, program)):
-            return True
-    return False
+        candidate = os.path.join(directory, program)
+        if _runnable(candidate):
+            return candidate
+    return None
 
 
 def _runnable(path: str) -> bool:
@@ -42,11 +48,9 @@ def _runnable(path: str) -> bool:
 
 def missing(uses: Iterable[Use], environ: Mapping[str, str]) -> list[Missing]:
     """Programs not found, grouped per (program, runtime) in the roster's order."""
-    default = environ.get("PATH", os.defpath)
     found: dict[tuple[str, str], list[str]] = {}
     for program, runtime, agent, own_path in uses:
-        # An empty own PATH falls back like `start` does (session.resolve_program).
-        if not on_path(program, own_path or default):
+        if find(program, search_path(own_path, environ)) is None:
             found.setdefault((program, runtime), []).append(agent)
     return [(program, runtime, tuple(agents)) for (program, runtime), agents in found.items()]
 

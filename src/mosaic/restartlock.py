@@ -599,16 +599,9 @@ def _freeze_descendants(root: int) -> list[int]:
     """
     pinned: dict[int, int] = {}
     for _ in range(_DESCENDANT_PASSES):
-        snapshot = {p.pid: p for p in procs.all_procs()}
-        children: dict[int, list[int]] = {}
-        for p in snapshot.values():
-            children.setdefault(p.ppid, []).append(p.pid)
-        found, stack = [], [root]
-        while stack:
-            for child in children.get(stack.pop(), []):
-                found.append(child)
-                stack.append(child)
-        new = [pid for pid in found if pid not in pinned]
+        listing = procs.all_procs()
+        snapshot = {p.pid: p for p in listing}
+        new = [pid for pid in procs.descendants(root, listing) if pid not in pinned]
         if not new:
             break
         for pid in new:

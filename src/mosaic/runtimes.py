@@ -8,9 +8,10 @@ over the visible pane; `screen.py` interprets them. Custom runtimes from the ros
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
+
+from mosaic import programs
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _python_names() -> tuple[str, ...]:
 
 def _shell_command() -> tuple[str, ...]:
     shell = os.environ.get("SHELL") or ""
-    if shell and shutil.which(shell):
+    if shell and programs.find(shell, os.environ.get("PATH", os.defpath)):
         return (shell,)
     return ("bash",)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mosaic import procs
+from mosaic import procs, programs
 from mosaic.errors import ConfigError, OperationFailed, TmuxError
 from mosaic.fsutil import atomic_write, ensure_dir
 from mosaic.paths import Paths
@@ -193,8 +192,8 @@ def list_panes(tmux: Tmux) -> dict[str, Pane] | None:
 
 
 def resolve_program(runtime: Runtime, agent: Agent) -> str | None:
-    path = agent.env_dict.get("PATH") or os.environ.get("PATH", "")
-    return shutil.which(runtime.program, path=path)
+    search = programs.search_path(agent.env_dict.get("PATH"), os.environ)
+    return programs.find(runtime.program, search)
 
 
 def workdir_of(agent: Agent) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from mosaic.fsutil import atomic_write, ensure_dir
@@ -37,6 +37,12 @@ class AgentState:
     # systemd only: the agent's unit was stopped because the holder (the tmux server) went
     # away, not because anyone asked; the holder's next start revives it.
     holder_lost: bool = False
+
+
+def disarmed(s: AgentState) -> AgentState:
+    """The record after an operator's stop: no longer wanted, and any respawn already
+    scheduled is made stale by the new generation."""
+    return replace(s, desired="stopped", generation=s.generation + 1, respawn_due=None)
 
 
 def _dir(paths: Paths) -> Path:

@@ -11,7 +11,7 @@ sessions the tmux supervisor uses, so send/capture/watch/attach/logs need nothin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mosaic import session, state, systemctl, units
 from mosaic.errors import MosaicError, OperationFailed
@@ -229,9 +229,8 @@ def _stop_leftovers(
 
 
 def _disarm(s: state.AgentState) -> state.AgentState:
-    if s.desired == "stopped":
-        return s
-    return replace(s, desired="stopped", generation=s.generation + 1, respawn_due=None)
+    # The unit's ExecStop has usually disarmed it already: one stop, one new generation.
+    return s if s.desired == "stopped" else state.disarmed(s)
 
 
 def reset_failed(unit_names: Sequence[str]) -> None:

@@ -51,14 +51,10 @@ def _with_pid(pid: int) -> Callable[[AgentState], AgentState]:
     return lambda s: replace(s, pid=pid)
 
 
-def _disarm(s: AgentState) -> AgentState:
-    return replace(s, desired="stopped", generation=s.generation + 1, respawn_due=None)
-
-
 def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
     """Stop every agent given, even when some fail; raise one error naming all failures."""
     for agent in agents:
-        state.update(fleet.paths, agent.name, _disarm)
+        state.update(fleet.paths, agent.name, state.disarmed)
     panes = session.list_panes(fleet.tmux)
     if panes is None:
         return [f"{a.name}: not running" for a in agents]

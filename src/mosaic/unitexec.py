@@ -182,7 +182,7 @@ def stop(name: str, env: Mapping[str, str]) -> int:
         return 0
     if env.get("EXIT_CODE"):
         return 0
-    state.update(ctx.paths, name, _disarm)
+    state.update(ctx.paths, name, state.disarmed)
     runtime = _runtime_of(ctx.paths, name)
     pane = panes.get(name)
     if pane is None:
@@ -209,10 +209,6 @@ def revive(env: Mapping[str, str]) -> int:
         print(f"reviving agents stopped with the tmux server: {', '.join(lost)}", file=sys.stderr)
         systemctl.start([units.agent_unit(n) for n in lost], no_block=True, env=env)
     return 0
-
-
-def _disarm(s: AgentState) -> AgentState:
-    return replace(s, desired="stopped", generation=s.generation + 1, respawn_due=None)
 
 
 def _runtime_of(paths: Paths, name: str) -> Runtime:

@@ -43,7 +43,7 @@ OLD_POLL_S = 0.25
 CONTENDER = r"""
 import sys, time
 from pathlib import Path
-from mosaic.restartlock import restart_lock
+from mosaic.supervise.restartlock import restart_lock
 
 lock = Path(sys.argv[1])
 for line in sys.stdin:

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from helpers import run_mosaic
-from mosaic import presets
+from mosaic.config import presets
 
 
 def _roster(env: dict[str, str]) -> Path:

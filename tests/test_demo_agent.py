@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_until
+from mosaic.config.runtimes import builtin_runtimes
 from mosaic.demo_agent import (
     PROMPT,
     Event,
@@ -28,8 +29,14 @@ from mosaic.demo_agent import (
     input_lines,
     read_recording,
 )
-from mosaic.runtimes import builtin_runtimes
-from mosaic.screen import Activity, Classification, Screen, classify, input_text, message_in_input
+from mosaic.screen.classify import (
+    Activity,
+    Classification,
+    Screen,
+    classify,
+    input_text,
+    message_in_input,
+)
 
 DEMO = builtin_runtimes()["demo"]
 

@@ -278,7 +278,7 @@ def test_old_tmux_is_a_clear_error_and_starts_nothing(
 
 
 def test_tmux_version_parsing() -> None:
-    from mosaic.tmux import parse_version
+    from mosaic.tmux.client import parse_version
 
     assert parse_version("tmux 3.3a") == (3, 3)
     assert parse_version("tmux next-3.5") == (3, 5)

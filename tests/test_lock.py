@@ -1,4 +1,4 @@
-"""`mosaic.lock`: the plain exclusive flock other commands (roster edits, sends) build on."""
+"""`mosaic.base.flock`: the plain exclusive flock other commands (roster edits, sends) build on."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from helpers import lock_is_free, wait_until
+from mosaic.base.flock import exclusive, open_lock_file
 from mosaic.errors import ConfigError
-from mosaic.lock import exclusive, open_lock_file
 
 HOLD = (
-    "import sys\nfrom pathlib import Path\nfrom mosaic.lock import exclusive\n"
+    "import sys\nfrom pathlib import Path\nfrom mosaic.base.flock import exclusive\n"
     "with exclusive(Path(sys.argv[1])):\n"
     "    print('in', flush=True)\n"
     "    sys.stdin.readline()\n"

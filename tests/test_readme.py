@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mosaic import roster
+from mosaic.config import load as roster
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -24,7 +24,7 @@ import pytest
 
 from helpers import lock_is_free, pid_alive, wait_until
 from mosaic.errors import ConfigError
-from mosaic.restartlock import (
+from mosaic.supervise.restartlock import (
     DEFAULT_MAX_WAIT,
     ENV_MAX_WAIT,
     HolderInfo,
@@ -37,7 +37,7 @@ HOLDER_SRC = r"""
 import os, subprocess, sys, time
 from pathlib import Path
 from mosaic.errors import MosaicError
-from mosaic.restartlock import restart_lock
+from mosaic.supervise.restartlock import restart_lock
 
 lock = Path(sys.argv[1])
 print("waiting", os.getpid(), time.monotonic(), flush=True)
@@ -199,7 +199,7 @@ def start(
 WORKER_SRC = r"""
 import os, random, sys, time
 from pathlib import Path
-from mosaic.restartlock import restart_lock
+from mosaic.supervise.restartlock import restart_lock
 
 lock, work = Path(sys.argv[1]), Path(sys.argv[2])
 slot, first, last = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -494,7 +494,7 @@ def test_override_finds_a_holder_no_record_or_proc_locks_names(
 ABANDON_SRC = r"""
 import sys
 from pathlib import Path
-from mosaic.restartlock import restart_lock
+from mosaic.supervise.restartlock import restart_lock
 
 print("waiting", flush=True)
 try:
@@ -697,7 +697,7 @@ def test_fifo_is_refused_without_hanging(tmp_path: Path, lock: Path) -> None:
     os.mkfifo(lock)
     probe = (
         "import sys\nfrom pathlib import Path\nfrom mosaic.errors import ConfigError\n"
-        "from mosaic.restartlock import current_holder, restart_lock\n"
+        "from mosaic.supervise.restartlock import current_holder, restart_lock\n"
         "p = Path(sys.argv[1])\n"
         "for f in (lambda: restart_lock(p, max_wait=1).__enter__(), lambda: current_holder(p)):\n"
         "    try:\n        f()\n    except ConfigError as e:\n        print(e.message)\n"

@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import run_mosaic
-from mosaic import paths as pathslib
-from mosaic import presets, rosteredit, yamlio
-from mosaic import roster as rosterlib
+from mosaic.config import load as rosterlib
+from mosaic.config import paths as pathslib
+from mosaic.config import presets, rosteredit, yamlio
+from mosaic.config.roster import Agent
 from mosaic.errors import ConfigError, UnknownAgentError, UsageError
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True)
@@ -73,7 +74,7 @@ def test_edit_round_trip_keeps_other_agents_and_comments(
     after = rosterlib.load(paths.roster)
     kept = [a for a in before.agents if a.name != victim]
     assert list(after.agents[:-1]) == kept
-    assert after.agents[-1] == rosterlib.Agent(
+    assert after.agents[-1] == Agent(
         newcomer, "demo", None, ("--think", "1"), (("K", "v"),)
     )
     written = paths.roster.read_text()
@@ -164,7 +165,9 @@ def test_twelve_concurrent_adds_all_land(fleet_env: dict[str, str]) -> None:
 
 _CHILD = """
 import sys
-from mosaic import paths, roster, rosteredit
+from mosaic.config import paths
+from mosaic.config import load as roster
+from mosaic.config import rosteredit
 p = paths.resolve(home=sys.argv[1], env={})
 i = 0
 while True:
@@ -221,7 +224,9 @@ def _busy_wait(seconds: float) -> None:
 
 _KILLED_MID_WRITE = """
 import os, signal, sys
-from mosaic import fsutil, paths, rosteredit
+from mosaic.base import fs as fsutil
+from mosaic.config import paths
+from mosaic.config import rosteredit
 p = paths.resolve(home=sys.argv[1], env={})
 # Die by a real SIGKILL at the worst moment: temp file written, not yet renamed.
 fsutil.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)

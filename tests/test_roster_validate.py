@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mosaic import presets, roster
+from mosaic.config import load as roster
+from mosaic.config import presets, programs
+from mosaic.config.roster import effective_socket, effective_supervisor, program_uses
 from mosaic.errors import ConfigError, RosterError
 
 F = "/r/roster.yaml"
@@ -289,14 +291,14 @@ def test_every_preset_validates(name: str) -> None:
 
 def test_env_overrides_for_socket_and_supervisor() -> None:
     r = roster.loads("version: 1\ntmux_socket: s1\nsupervisor: systemd\n", Path(F))
-    assert roster.effective_socket(r, {}) == "s1"
-    assert roster.effective_socket(r, {"MOSAIC_TMUX_SOCKET": "t2"}) == "t2"
-    assert roster.effective_supervisor(r, {}) == "systemd"
-    assert roster.effective_supervisor(r, {"MOSAIC_FLEET_SUPERVISOR": "tmux"}) == "tmux"
+    assert effective_socket(r, {}) == "s1"
+    assert effective_socket(r, {"MOSAIC_TMUX_SOCKET": "t2"}) == "t2"
+    assert effective_supervisor(r, {}) == "systemd"
+    assert effective_supervisor(r, {"MOSAIC_FLEET_SUPERVISOR": "tmux"}) == "tmux"
     with pytest.raises(ConfigError, match=r"\$MOSAIC_FLEET_SUPERVISOR='sysd'"):
-        roster.effective_supervisor(r, {"MOSAIC_FLEET_SUPERVISOR": "sysd"})
+        effective_supervisor(r, {"MOSAIC_FLEET_SUPERVISOR": "sysd"})
     with pytest.raises(ConfigError, match=r"\$MOSAIC_TMUX_SOCKET='../x'"):
-        roster.effective_socket(r, {"MOSAIC_TMUX_SOCKET": "../x"})
+        effective_socket(r, {"MOSAIC_TMUX_SOCKET": "../x"})
 
 
 def test_missing_programs_use_the_agents_own_path(tmp_path: Path) -> None:
@@ -311,9 +313,11 @@ def test_missing_programs_use_the_agents_own_path(tmp_path: Path) -> None:
         "runtimes:\n  t: {command: [mytool]}\n"
     )
     r = roster.loads(text, Path(F), env={"PATH": "/nonexistent"})
-    [missing] = roster.missing_programs(r, {"PATH": "/nonexistent"})
-    assert (missing.program, missing.runtime, missing.agents) == ("mytool", "t", ("a", "c"))
-    assert str(missing) == "program 'mytool' (runtime t) not found on PATH; used by a, c"
+    [missing] = programs.missing(program_uses(r), {"PATH": "/nonexistent"})
+    assert missing == ("mytool", "t", ("a", "c"))
+    assert programs.describe(missing) == (
+        "program 'mytool' (runtime t) not found on PATH; used by a, c"
+    )
 
 
 def test_load_of_missing_file_suggests_init(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mosaic.runtimes import Runtime, builtin_runtimes
-from mosaic.screen import (
+from mosaic.config.runtimes import Runtime, builtin_runtimes
+from mosaic.screen.classify import (
     Activity,
     Screen,
     classify,

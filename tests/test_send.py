@@ -22,10 +22,10 @@ import pytest
 
 from fleetkit import agent, mosaic, ok, tmux, write_roster
 from helpers import MOSAIC, Result, wait_until
-from mosaic import send as send_mod
 from mosaic.demo_agent import read_recording
 from mosaic.errors import UsageError
-from mosaic.screen import Activity, Classification, InputCheck
+from mosaic.send import delivery as send_mod
+from mosaic.send.outcome import Outcome
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
@@ -161,7 +161,7 @@ def test_200_sequential_sends_no_loss_no_duplicate(
     fleet_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The library entry point the CLI uses (no interpreter start-up per send)."""
-    from mosaic import paths as paths_mod
+    from mosaic.config import paths as paths_mod
     from mosaic.fleet import open_fleet
 
     up(fleet_env, roster([("b1", "shell", [], {})]), ["b1"])
@@ -175,7 +175,7 @@ def test_200_sequential_sends_no_loss_no_duplicate(
     for i in range(200):
         [r] = send_mod.send(fleet.tmux, fleet.paths, targets, f"echo {i} >> {out}", timeout=10)
         outcomes.append(r.outcome)
-    assert outcomes == [send_mod.Outcome.ACCEPTED] * 200
+    assert outcomes == [Outcome.ACCEPTED] * 200
     expected = "".join(f"{i}\n" for i in range(200)).encode()
     wait_until(lambda: file_bytes(out) == expected, what="all 200 lines")
 
@@ -399,89 +399,6 @@ def test_json_shape(fleet_env: dict[str, str], tmp_path: Path) -> None:
         assert all(isinstance(line, str) for line in row["evidence"])
 
 
-# --- pure decisions ---------------------------------------------------------------------------
-
-IDLE = Classification(Activity.IDLE, ("demo>",))
-BUSY = Classification(Activity.BUSY, ("| thinking (1s)",))
-ASK = Classification(Activity.AWAITING_APPROVAL, ("Allow? (y/n)",))
-UNKNOWN = Classification(Activity.UNKNOWN, ())
-PRESENT = InputCheck(True, ("demo> hello",))
-GONE = InputCheck(False, ("demo>",))
-NO_REGION = InputCheck(False, (), region_found=False)
-V = send_mod.Verdict
-
-
-@pytest.mark.parametrize(
-    ("check", "now", "queued", "seen", "busy_before", "verdict"),
-    [
-        (PRESENT, IDLE, (), True, False, V.IN_INPUT),
-        (PRESENT, BUSY, (), True, False, V.IN_INPUT),
-        (GONE, IDLE, (), True, False, V.ACCEPTED),  # left the input
-        (GONE, BUSY, (), False, False, V.ACCEPTED),  # went busy
-        (GONE, BUSY, (), False, True, V.QUEUED),  # held by an agent busy before
-        (GONE, ASK, (), False, False, V.ACCEPTED),  # asked for approval
-        (GONE, IDLE, ("⎿  Queued",), True, True, V.QUEUED),  # runtime's own queued sign
-        (GONE, IDLE, (), False, False, V.NO_EVIDENCE),  # never seen, nothing changed
-        (GONE, UNKNOWN, (), False, False, V.NO_EVIDENCE),
-        (NO_REGION, UNKNOWN, (), True, False, V.NO_EVIDENCE),  # a dialog hides the input
-        (NO_REGION, IDLE, ("⎿  Queued",), False, False, V.NO_EVIDENCE),
-        (NO_REGION, ASK, (), True, False, V.ACCEPTED),
-        (NO_REGION, BUSY, (), False, False, V.NO_EVIDENCE),
-    ],
-)
-def test_judge(
-    check: InputCheck,
-    now: Classification,
-    queued: tuple[str, ...],
-    seen: bool,
-    busy_before: bool,
-    verdict: send_mod.Verdict,
-) -> None:
-    decision = send_mod.judge(check, now, queued, seen=seen, busy_before=busy_before)
-    assert decision.verdict is verdict
-    if verdict is not V.NO_EVIDENCE:
-        assert decision.evidence
-
-
-def test_judge_a_shell_running_the_command_took_it() -> None:
-    """`sleep 9` + line feed looks the same before and after Enter; the foreground tells."""
-    decision = send_mod.judge(PRESENT, UNKNOWN, (), seen=True, busy_before=False, handed_off=True)
-    assert decision.verdict is V.ACCEPTED
-
-
-def test_judge_an_input_that_held_the_paste_and_is_empty_now() -> None:
-    """Readline draws a buffer taller than the screen as garbage: the text is never seen,
-    but an occupied input that became an empty prompt after the submit took it."""
-    empty = InputCheck(False, ("$",))
-    idle = Classification(Activity.IDLE, ("$",))
-    decision = send_mod.judge(empty, idle, (), seen=False, busy_before=False, emptied=True)
-    assert decision.verdict is V.ACCEPTED
-    decision = send_mod.judge(empty, idle, (), seen=False, busy_before=False)
-    assert decision.verdict is V.NO_EVIDENCE
-
-
-def test_retry_gaps_grow_but_stay_under_a_second() -> None:
-    gaps = [send_mod.retry_gap(n) for n in range(1, 20)]
-    assert gaps == sorted(gaps)
-    assert gaps[0] >= 0.3
-    assert all(g + send_mod.POLL_MAX_S <= send_mod.MAX_RETRY_GAP_S for g in gaps)
-
-
-def _r(outcome: send_mod.Outcome) -> send_mod.Result:
-    return send_mod.Result("a", outcome, 1, 0.1)
-
-
-def test_exit_code_is_the_worst() -> None:
-    out = send_mod.Outcome
-    assert send_mod.exit_code([]) == 0
-    assert send_mod.exit_code([_r(out.ACCEPTED), _r(out.QUEUED), _r(out.UNVERIFIED)]) == 0
-    assert send_mod.exit_code([_r(out.ACCEPTED), _r(out.NOT_ACCEPTED)]) == 3
-    assert send_mod.exit_code([_r(out.NOT_ACCEPTED), _r(out.NOT_RUNNING)]) == 1
-    assert send_mod.exit_code([_r(out.SKIPPED), _r(out.ACCEPTED)]) == 1
-    assert _r(out.QUEUED).accepted is True and _r(out.UNVERIFIED).accepted is None
-    assert _r(out.NOT_RUNNING).as_json()["accepted"] is False
-
-
 def test_split_args_and_message() -> None:
     from mosaic.cli.send_cmd import read_message, split_args
 
@@ -495,18 +412,11 @@ def test_split_args_and_message() -> None:
         read_message("\t \n")
 
 
-def test_parse_observation() -> None:
-    fields = "\x1f".join(["0", "bash", "0", "7", "3", "80", "42"])
-    parsed = send_mod.parse_observation(f"\x1e{fields}\n$ ls\nfile\n")
-    assert parsed == (["0", "bash", "0", "7", "3", "80", "42"], "$ ls\nfile\n")
-    assert send_mod.parse_observation("garbage\n") is None
-
-
 def test_generic_echo_of_a_submitted_multiline_message_is_not_the_input() -> None:
     """The demo echoes a submitted message above its reply and the next prompt: the tail is
     on screen, just not at the cursor (screen.py's generic rule, as send relies on it)."""
-    from mosaic.runtimes import builtin_runtimes
-    from mosaic.screen import Screen, message_in_input
+    from mosaic.config.runtimes import builtin_runtimes
+    from mosaic.screen.classify import Screen, message_in_input
 
     demo = builtin_runtimes()["demo"]
     message = "step 1: read\nstep 2:\tthink\n\nstep 3: C-c Enter done"

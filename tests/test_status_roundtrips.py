@@ -1,4 +1,4 @@
-"""`status` costs the same number of tmux invocations for 1 agent and for 50 (SPEC §7)."""
+"""`status` costs the same number of tmux invocations for 1 agent and for 50."""
 
 from __future__ import annotations
 

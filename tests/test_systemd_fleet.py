@@ -17,7 +17,7 @@ import pytest
 
 from fleetkit import mosaic, ok, sessions, shell_roster, status, tmux, write_roster
 from helpers import pid_alive, wait_until
-from mosaic import units
+from mosaic.supervise.systemd import units
 from systemd_harness import UserManager, user_manager
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest

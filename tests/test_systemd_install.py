@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from helpers import pid_alive, run_mosaic, wait_until
-from mosaic import systemctl, units
 from mosaic.errors import OperationFailed
+from mosaic.supervise.systemd import systemctl, units
 from systemd_harness import UserManager, user_manager
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest
@@ -294,7 +294,7 @@ def test_install_without_user_manager_is_a_clear_error(
     assert not (tmp_path / "config").exists()
 
 
-# --- mosaic.systemctl against the real manager ---------------------------------------------
+# --- supervise.systemd.systemctl against the real manager ---------------------------------------------
 
 
 def test_systemctl_wrapper(user_manager: UserManager, tmp_path: Path) -> None:

@@ -7,17 +7,24 @@ other exception is a bug and is allowed to show one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_ACCEPTED = 3
+
+class ExitCode(IntEnum):
+    """Every exit status mosaic gives (docs/reference.md, "Exit codes")."""
+
+    OK = 0
+    FAILED = 1  # the operation ran and failed (a stop, an agent not running)
+    USAGE = 2  # usage or configuration error: nothing was done
+    NOT_ACCEPTED = 3  # typed, but no proof the agent took it (or a wait timed out)
+    CONFIG_UNIT = 78  # sysexits EX_CONFIG: an agent unit that restarting cannot mend
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 class MosaicError(Exception):
-    """Base of every error meant for the user; `exit_code` follows SPEC §5."""
+    """Base of every error meant for the user."""
 
-    exit_code = EXIT_FAILED
+    exit_code = ExitCode.FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -27,13 +34,13 @@ class MosaicError(Exception):
 class UsageError(MosaicError):
     """The user asked for something that cannot be (unknown agent, bad flag value)."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 class ConfigError(MosaicError):
     """Configuration is wrong (roster, environment, paths)."""
 
-    exit_code = EXIT_USAGE
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class UnknownAgentError(UsageError):
 class OperationFailed(MosaicError):
     """An operation ran and failed (a start, a stop, a unit)."""
 
-    exit_code = EXIT_FAILED
+    exit_code = ExitCode.FAILED
 
 
 class TmuxError(OperationFailed):

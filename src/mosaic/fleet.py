@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from mosaic import roster as roster_mod
-from mosaic import session
-from mosaic.paths import Paths
-from mosaic.roster import Roster
-from mosaic.tmux import Tmux
+from mosaic.config.load import load
+from mosaic.config.paths import Paths
+from mosaic.config.roster import Roster, Supervisor, effective_socket
+from mosaic.tmux.client import Tmux
+from mosaic.tmux.server import make_tmux
 
 
 @dataclass(frozen=True)
@@ -18,26 +19,27 @@ class Fleet:
     paths: Paths
     roster: Roster
     socket: str
-    # Resolved: "tmux" or "systemd" (never "auto").
-    supervisor: str
+    supervisor: Supervisor  # never AUTO: resolved by `supervise.choice`
+    env: Mapping[str, str]
 
     @cached_property
     def tmux(self) -> Tmux:
-        return session.make_tmux(self.paths, self.socket)
+        return make_tmux(self.paths, self.socket)
 
 
-def choose_supervisor(wanted: str, env: dict[str, str]) -> str:
-    """`auto` means systemd exactly when a user manager answers (SPEC §1)."""
-    if wanted != "auto":
-        return wanted
-    from mosaic import systemctl
+def open_fleet(
+    paths: Paths, env: Mapping[str, str] | None = None, *, deciding: bool = False
+) -> Fleet:
+    """Load the roster and resolve socket and supervisor. `deciding`: this command starts
+    the fleet and may record the supervisor (see `supervise.choice`)."""
+    from mosaic.supervise import choice
 
-    return "systemd" if systemctl.user_manager_available(env) else "tmux"
-
-
-def open_fleet(paths: Paths, env: dict[str, str] | None = None) -> Fleet:
     env = dict(os.environ) if env is None else env
-    roster = roster_mod.load(paths.roster, cache_dir=paths.run)
-    socket = roster_mod.effective_socket(roster, env)
-    wanted = roster_mod.effective_supervisor(roster, env)
-    return Fleet(paths, roster, socket, choose_supervisor(wanted, env))
+    roster = load(paths.roster, cache_dir=paths.run)
+    socket = effective_socket(roster, env)
+    tmux = make_tmux(paths, socket)
+    supervisor = choice.resolve(
+        paths, roster, env, deciding=deciding, fleet_up=tmux.server_running
+    )
+    return Fleet(paths, roster, socket, supervisor, env)
+

@@ -25,5 +25,4 @@ def main() -> int | None:
             return status
     from mosaic.cli.main import main as click_main
 
-    click_main()
-    return None
+    return click_main()

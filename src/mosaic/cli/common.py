@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mosaic.paths import Paths
+from mosaic.config.paths import Paths
 
 
 def paths_of(ctx: click.Context) -> Paths:

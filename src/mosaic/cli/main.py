@@ -1,18 +1,20 @@
-"""Entry point. Command modules are imported only when their command runs, so
-`mosaic --version` and `mosaic fleet --help` stay close to bare interpreter start-up."""
+"""Entry point. A command's module is imported only when that command runs (or `--help`
+lists them all), so each command pays only for itself.
+
+Errors end here: a `MosaicError` prints its message and exits with its code, Ctrl-C prints
+one line and exits 130, and click's own usage errors exit 2 — never a traceback. Anything
+else is a bug, and shows one.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from typing import Any
 
 import click
 
 from mosaic import __version__
 
-# command name -> "module:attribute". A command exists only once its module does.
+# command name -> "module:attribute"; each command's help is its own docstring.
 FLEET_COMMANDS: dict[str, str] = {
     "init": "mosaic.cli.roster_cmds:init_cmd",
     "presets": "mosaic.cli.roster_cmds:presets_cmd",
@@ -32,53 +34,20 @@ FLEET_COMMANDS: dict[str, str] = {
     "logs": "mosaic.cli.run_cmds:logs_cmd",
 }
 
-SHORT_HELP: dict[str, str] = {
-    "init": "Write a roster from a preset.",
-    "presets": "List the roster presets.",
-    "add": "Add an agent to the roster.",
-    "remove": "Remove an agent from the roster (stopping it first).",
-    "validate": "Check the roster and the runtimes' programs.",
-    "install": "Write and enable the systemd user units.",
-    "uninstall": "Stop, disable and remove the systemd user units.",
-    "start": "Start the holder and the agent(s).",
-    "stop": "Stop the agent(s); the holder too when the whole fleet stops.",
-    "restart": "Restart the agent(s) under the restart lock.",
-    "status": "Show the state of the fleet and each agent.",
-    "send": "Type a message into agents and verify they accepted it.",
-    "capture": "Print what an agent's screen shows now.",
-    "watch": "Attach to an agent read-only.",
-    "attach": "Attach to an agent interactively.",
-    "logs": "Show an agent's transcript.",
-}
-
-
-def _available(target: str) -> bool:
-    module = target.split(":", 1)[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, target in FLEET_COMMANDS.items() if _available(target)]
+        return list(FLEET_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = FLEET_COMMANDS.get(cmd_name)
-        if target is None or not _available(target):
+        if target is None:
             return None
         module, attr = target.split(":", 1)
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
         return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Listing must not import every command module: use the static short help.
-        rows = [(n, SHORT_HELP.get(n, "")) for n in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,19 +74,25 @@ def cli() -> None:
 @click.pass_context
 def fleet(ctx: click.Context, mosaic_home: str | None, roster: str | None) -> None:
     """Start, stop, watch and talk to the agents of the roster."""
-    from mosaic import paths
+    from mosaic.config import paths
 
     ctx.obj = paths.resolve(home=mosaic_home, roster=roster)
 
 
-def main(argv: list[str] | None = None) -> Any:
-    from mosaic.errors import MosaicError
+def main(argv: list[str] | None = None) -> int:
+    from mosaic.errors import ExitCode, MosaicError
 
     try:
-        return cli.main(args=argv, prog_name="mosaic")
+        result = cli.main(args=argv, prog_name="mosaic", standalone_mode=False)
     except MosaicError as exc:
         click.echo(exc.message, err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Whatever was under way stopped at a safe point: files are replaced atomically and
+        # locks are released with their descriptors.
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return result if isinstance(result, int) else int(ExitCode.OK)

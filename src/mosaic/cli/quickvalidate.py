@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mosaic import locate, programs, rostercache
+from mosaic.config import locate, programs, rostercache
 
 _FLAGS = ("--mosaic-home", "--roster")
 

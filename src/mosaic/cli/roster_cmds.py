@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from mosaic.cli.common import paths_of
-from mosaic.presets import DEFAULT_PRESET
+from mosaic.config.presets import DEFAULT_PRESET
 
 
 @click.command("init")
@@ -25,7 +25,7 @@ from mosaic.presets import DEFAULT_PRESET
 @click.pass_context
 def init_cmd(ctx: click.Context, preset: str, force: bool) -> None:
     """Write a roster from a preset; an existing roster is kept unless --force."""
-    from mosaic import rosteredit
+    from mosaic.config import rosteredit
 
     path = rosteredit.init(paths_of(ctx), preset=preset, force=force)
     click.echo(f"wrote {path} (preset {preset}); check it with `mosaic fleet validate`")
@@ -34,7 +34,7 @@ def init_cmd(ctx: click.Context, preset: str, force: bool) -> None:
 @click.command("presets")
 def presets_cmd() -> None:
     """List the roster presets with a line each."""
-    from mosaic import presets
+    from mosaic.config import presets
 
     width = max(len(n) for n in presets.names())
     for name in presets.names():
@@ -71,7 +71,7 @@ def add_cmd(
     env: dict[str, str],
 ) -> None:
     """Add an agent to the roster."""
-    from mosaic import rosteredit
+    from mosaic.config import rosteredit
 
     paths = paths_of(ctx)
     rosteredit.add(
@@ -90,20 +90,22 @@ def add_cmd(
 @click.pass_context
 def remove_cmd(ctx: click.Context, name: str) -> None:
     """Remove an agent from the roster, stopping it first if it runs."""
-    from mosaic import rosteredit, session, supervisor
+    from mosaic import supervise
+    from mosaic.config import rosteredit
     from mosaic.errors import TmuxMissingError
     from mosaic.fleet import open_fleet
+    from mosaic.tmux.panes import list_panes
 
     paths = paths_of(ctx)
     fleet = open_fleet(paths)
     agent = fleet.roster.agent(name)
     try:
-        pane = (session.list_panes(fleet.tmux) or {}).get(name)
+        pane = (list_panes(fleet.tmux) or {}).get(name)
     except TmuxMissingError:
         pane = None  # without tmux nothing can be running
     if pane is not None:
         # A removed agent must not keep running unmanaged; a failed stop keeps it listed.
-        for line in supervisor.stop(fleet, [agent], whole=False):
+        for line in supervise.stop(fleet, [agent], whole=False):
             click.echo(line)
     rosteredit.remove(paths, name)
     click.echo(f"removed {name} from {paths.roster}")
@@ -116,15 +118,15 @@ def validate_cmd(ctx: click.Context) -> None:
     is not installed; those only become errors at `start`."""
     import os
 
-    from mosaic import programs, rostercache
-    from mosaic import roster as rosterlib
     from mosaic.cli.quickvalidate import render
+    from mosaic.config import load, programs, rostercache
+    from mosaic.config.roster import program_uses
 
     paths = paths_of(ctx)
-    data = rosterlib.read(paths.roster)
-    env = rosterlib.EnvRecorder(os.environ)
-    fleet = rosterlib.load_bytes(data, paths.roster, env, cache_dir=paths.run)
-    uses = rosterlib.program_uses(fleet)
+    data = load.read(paths.roster)
+    env = load.EnvRecorder(os.environ)
+    fleet = load.load_bytes(data, paths.roster, env, cache_dir=paths.run)
+    uses = program_uses(fleet)
     missing = programs.missing(uses, os.environ)  # never cached: installs change it
     warnings, verdict = render(str(paths.roster), len(fleet.agents), missing)
     for line in warnings:

@@ -14,24 +14,24 @@ from mosaic.errors import OperationFailed
 
 if TYPE_CHECKING:
     from mosaic.fleet import Fleet
-    from mosaic.session import Pane
+    from mosaic.tmux.panes import Pane
 
 agent_arg = click.argument("agent", required=False)
 
 
 def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
     """Run one supervisor action on AGENT or the whole fleet and print its report."""
-    from mosaic import supervisor
+    from mosaic import supervise
     from mosaic.fleet import open_fleet
 
-    fleet = open_fleet(paths_of(ctx))
+    fleet = open_fleet(paths_of(ctx), deciding=action != "stop")
     agents = fleet.roster.select(agent)
     if action == "start":
-        lines = supervisor.start(fleet, agents)
+        lines = supervise.start(fleet, agents)
     elif action == "stop":
-        lines = supervisor.stop(fleet, agents, whole=agent is None)
+        lines = supervise.stop(fleet, agents, whole=agent is None)
     else:
-        lines = supervisor.restart(fleet, agents, whole=agent is None)
+        lines = supervise.restart(fleet, agents, whole=agent is None)
     for line in lines:
         click.echo(line)
 
@@ -66,7 +66,7 @@ def restart_cmd(ctx: click.Context, agent: str | None) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     """Show the supervisor, the holder and each agent's state and activity."""
-    from mosaic import status
+    from mosaic.agents import status
     from mosaic.fleet import open_fleet
 
     fleet = open_fleet(paths_of(ctx))
@@ -100,12 +100,12 @@ def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
 
 def _session_of(ctx: click.Context, agent: str) -> tuple[Fleet, Pane]:
     """The roster agent's pane; unknown agents are usage errors, absent sessions failures."""
-    from mosaic import session
     from mosaic.fleet import open_fleet
+    from mosaic.tmux.panes import list_panes
 
     fleet = open_fleet(paths_of(ctx))
     fleet.roster.agent(agent)
-    pane = (session.list_panes(fleet.tmux) or {}).get(agent)
+    pane = (list_panes(fleet.tmux) or {}).get(agent)
     if pane is None:
         raise OperationFailed(f"agent {agent} is not running (no session)")
     return fleet, pane
@@ -145,10 +145,11 @@ def attach_cmd(ctx: click.Context, agent: str) -> None:
 @click.pass_context
 def logs_cmd(ctx: click.Context, agent: str, follow: bool, lines: int) -> None:
     """Print AGENT's transcript (terminal control sequences removed)."""
-    from mosaic import roster, transcript
+    from mosaic.config.load import load
+    from mosaic.tmux import transcript
 
     paths = paths_of(ctx)
-    roster.load(paths.roster, cache_dir=paths.run).agent(agent)
+    load(paths.roster, cache_dir=paths.run).agent(agent)
     log = paths.agent_log(agent)
     if not transcript.exists(log) and not follow:
         raise OperationFailed(f"agent {agent} has no transcript yet ({log})")

@@ -64,8 +64,9 @@ def send_cmd(
     agents, raw = split_args(args, all_agents)
     message = read_message(raw)
 
-    from mosaic import send
     from mosaic.fleet import open_fleet
+    from mosaic.send import delivery
+    from mosaic.send.outcome import Outcome, exit_code
 
     fleet = open_fleet(paths_of(ctx))
     if all_agents:
@@ -75,17 +76,17 @@ def send_cmd(
     # Every name is checked before anything is typed anywhere.
     chosen = [fleet.roster.agent(name) for name in agents]
     targets = [(a.name, fleet.roster.runtime_for(a)) for a in chosen]
-    results = send.send(fleet.tmux, fleet.paths, targets, message, timeout, not no_verify)
+    results = delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, not no_verify)
     if as_json:
         echo_json({"results": [r.as_json() for r in results]})
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"
             click.echo(f"{r.agent}: {r.outcome} ({r.attempts} attempt{plural}, {r.seconds:.2f}s)")
-            if r.outcome not in (send.Outcome.ACCEPTED, send.Outcome.QUEUED):
+            if r.outcome not in (Outcome.ACCEPTED, Outcome.QUEUED):
                 for line in r.evidence:
                     click.echo(f"  | {line}")
-    ctx.exit(send.exit_code(results))
+    ctx.exit(exit_code(results))
 
 
 def split_args(args: tuple[str, ...], all_agents: bool) -> tuple[list[str], str]:

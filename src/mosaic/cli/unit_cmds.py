@@ -1,4 +1,4 @@
-"""`install` and `uninstall`: the systemd user units of the fleet (SPEC §5)."""
+"""`install` and `uninstall`: the systemd user units of the fleet."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 from mosaic.cli.common import paths_of
 
 if TYPE_CHECKING:
-    from mosaic.install import InstallPlan
+    from mosaic.supervise.systemd.install import InstallPlan
 
 
 def _echo_lines(lines: list[str], prefix: str = "") -> None:
@@ -23,10 +23,13 @@ def _echo_lines(lines: list[str], prefix: str = "") -> None:
 @click.pass_context
 def install_cmd(ctx: click.Context, no_enable: bool, dry_run: bool) -> None:
     """Write the systemd user units, daemon-reload and enable them."""
-    from mosaic import install, roster, units
+    from mosaic.config.load import load
+    from mosaic.config.roster import Supervisor
+    from mosaic.supervise import choice
+    from mosaic.supervise.systemd import install, units
 
     paths = paths_of(ctx)
-    fleet_roster = roster.load(paths.roster)
+    fleet_roster = load(paths.roster)
     unit_ctx = units.UnitContext.from_environment(paths, fleet_roster)
     if not dry_run:
         # Before touching files: a half-install without a manager to load it helps no one.
@@ -37,6 +40,7 @@ def install_cmd(ctx: click.Context, no_enable: bool, dry_run: bool) -> None:
         _echo_lines(plan.describe(), "  ")
         return
     _echo_lines(install.apply(plan))
+    choice.record(paths, Supervisor.SYSTEMD, "its units were installed")
     _report_restart_needed(plan, fleet_roster.names)
     advice = install.linger_advice(install.linger_state())
     if advice:
@@ -44,7 +48,7 @@ def install_cmd(ctx: click.Context, no_enable: bool, dry_run: bool) -> None:
 
 
 def _report_restart_needed(plan: InstallPlan, agents: list[str]) -> None:
-    from mosaic import install, units
+    from mosaic.supervise.systemd import install, units
 
     changed = {c.path.name for c in plan.changed_files}
     if not changed & {units.HOLDER_UNIT, units.AGENT_TEMPLATE}:
@@ -64,9 +68,11 @@ def _report_restart_needed(plan: InstallPlan, agents: list[str]) -> None:
 @click.pass_context
 def uninstall_cmd(ctx: click.Context, dry_run: bool) -> None:
     """Stop, disable and remove the systemd user units."""
-    from mosaic import install, systemctl
+    from mosaic.config.roster import Supervisor
+    from mosaic.supervise import choice
+    from mosaic.supervise.systemd import install, systemctl
 
-    paths_of(ctx)  # the roster is deliberately not read: a broken one must not block this
+    paths = paths_of(ctx)  # the roster is deliberately not read: a broken one must not block
     reachable = systemctl.user_manager_available()
     if not dry_run and not reachable:
         install.require_user_manager()
@@ -81,4 +87,7 @@ def uninstall_cmd(ctx: click.Context, dry_run: bool) -> None:
             )
         return
     lines = install.apply(plan)
+    rec = choice.recorded(paths)
+    if rec is not None and rec.supervisor is Supervisor.SYSTEMD:
+        choice.forget(paths)
     _echo_lines(lines or ["nothing was installed"])

@@ -1,0 +1,85 @@
+"""Bringing an agent's runtime up as the process of its own tmux session.
+
+The runtime is the pane's own process: tmux execs the argv directly, no shell in between,
+so `pane_pid` is the runtime's pid and a dead pane means a dead runtime. Both supervisors
+launch through here (the tmux supervisor from the CLI and its respawn hook, systemd from
+the agent unit).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mosaic.agents.teardown import kill_session
+from mosaic.config import programs
+from mosaic.config.paths import Paths
+from mosaic.config.roster import Agent, Roster
+from mosaic.config.runtimes import Runtime
+from mosaic.errors import ConfigError, TmuxError
+from mosaic.tmux import server, transcript
+from mosaic.tmux.client import Tmux
+from mosaic.tmux.panes import Pane, int_or_zero, list_panes
+
+
+def resolve_program(runtime: Runtime, agent: Agent) -> str | None:
+    search = programs.search_path(agent.env_dict.get("PATH"), os.environ)
+    return programs.find(runtime.program, search)
+
+
+def workdir_of(agent: Agent) -> Path:
+    return agent.workdir if agent.workdir is not None else Path.home()
+
+
+def preflight(roster: Roster, agents: list[Agent]) -> None:
+    """Check tmux and every agent before anything starts, so a bad one leaves nothing
+    half-started."""
+    server.require_tmux()
+    problems = []
+    for agent in agents:
+        runtime = roster.runtime_for(agent)
+        workdir = workdir_of(agent)
+        if not workdir.is_dir():
+            problems.append(f"agent {agent.name}: workdir {workdir} does not exist")
+        if resolve_program(runtime, agent) is None:
+            problems.append(
+                f"agent {agent.name}: program {runtime.program!r} of runtime "
+                f"{runtime.name!r} not found on PATH"
+            )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def argv_of(roster: Roster, agent: Agent) -> list[str]:
+    runtime = roster.runtime_for(agent)
+    program = resolve_program(runtime, agent) or runtime.program
+    return [program, *runtime.command[1:], *agent.args]
+
+
+def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | None) -> Pane:
+    """Create the agent's session (replacing a dead one, so roster edits take effect)."""
+    if pane is not None and not pane.dead:
+        return pane
+    if pane is not None:
+        kill_session(tmux, agent.name)
+    env_args: list[str] = []
+    for key, value in agent.env:
+        env_args += ["-e", f"{key}={value}"]
+    try:
+        out = tmux.out(
+            "new-session", "-d", "-s", agent.name,
+            "-x", str(server.WIDTH), "-y", str(server.HEIGHT),
+            "-c", str(workdir_of(agent)), *env_args, "-P", "-F", "#{pane_id}\x1f#{pane_pid}",
+            "--", *argv_of(roster, agent),
+        )  # fmt: skip
+    except TmuxError as exc:
+        if "duplicate session" not in exc.message:
+            raise
+        # A concurrent `start` won the race; its session is ours too.
+        current = (list_panes(tmux) or {}).get(agent.name)
+        if current is None:
+            raise
+        return current
+    pane_id, _, pid = out.strip().partition("\x1f")
+    transcript.attach(tmux, paths, agent.name, pane_id)
+    return Pane(agent.name, pane_id, int_or_zero(pid), "", False)

@@ -1,0 +1,551 @@
+"""The roster checker: builds the typed `Roster` from a parsed document, collecting every
+problem with its position instead of stopping at the first."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mosaic.config.names import ENV_KEY_PATTERN, NAME_PATTERN, SOCKET_PATTERN
+from mosaic.config.roster import (
+    AGENT_KEYS,
+    DEFAULT_SOCKET,
+    DEFAULTS_KEYS,
+    PROFILES,
+    REGEX_KEYS,
+    RESTART_POLICIES,
+    RUNTIME_KEYS,
+    SUPERVISORS,
+    SUPPORTED_VERSION,
+    TOP_KEYS,
+    TRANSPORTS,
+    Agent,
+    RestartPolicy,
+    Roster,
+    Supervisor,
+)  # fmt: skip
+from mosaic.config.runtimes import Runtime, builtin_runtimes
+from mosaic.errors import Problem
+
+# YAML 1.1 habits for "no restart" / "restart": the round-trip loader (YAML 1.2) keeps them
+# as strings or reads true/false as booleans; either way the user meant a policy.
+RESTART_ALIASES = {
+    "no": "never",
+    "off": "never",
+    "false": "never",
+    "none": "never",
+    "yes": "always",
+    "on": "always",
+    "true": "always",
+}
+
+Pos = tuple[int, int]  # 0-based, as ruamel stores it
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if type(value).__name__ == "TaggedScalar":
+        return "a tagged value"
+    if hasattr(value, "isoformat"):
+        return "a date"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A scalar as the user wrote it in YAML terms (false, null), not as Python spells it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if type(value).__name__ == "TaggedScalar":
+        tag = str(getattr(value.tag, "value", value.tag)).replace("tag:yaml.org,2002:", "!!")
+        return f"{tag} {value.value!r}"
+    return repr(value)
+
+
+def closest(word: Any, choices: Iterable[str]) -> str | None:
+    import difflib
+
+    if not isinstance(word, str):
+        return None
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _hint(word: Any, choices: Iterable[str]) -> str:
+    match = closest(word, choices)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def _node_pos(value: Any, fallback: Pos) -> Pos:
+    lc = getattr(value, "lc", None)
+    if lc is not None and lc.line is not None:
+        return (lc.line, lc.col)
+    return fallback
+
+
+def _key_pos(mapping: Any, key: Any) -> Pos:
+    try:
+        line, col = mapping.lc.key(key)
+        return (line, col)
+    except (KeyError, AttributeError, TypeError):
+        return _node_pos(mapping, (0, 0))
+
+
+def _val_pos(mapping: Any, key: Any) -> Pos:
+    try:
+        line, col = mapping.lc.value(key)
+        return (line, col)
+    except (KeyError, AttributeError, TypeError):
+        return _key_pos(mapping, key)
+
+
+def _item_pos(seq: Any, index: int) -> Pos:
+    try:
+        line, col = seq.lc.item(index)
+        return (line, col)
+    except (KeyError, AttributeError, TypeError, IndexError):
+        return _node_pos(seq, (0, 0))
+
+
+class Checker:
+    """Collects every problem while building the typed roster; never stops at the first."""
+
+    def __init__(self, where: str, text: str, env: Mapping[str, str], path: Path) -> None:
+        self.where = where
+        self.lines = text.splitlines()
+        self.env = env
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, pos: Pos, message: str) -> None:
+        self.problems.append(Problem(self.where, pos[0] + 1, pos[1] + 1, message))
+
+    # -- generic shapes
+
+    def keys(self, mapping: dict[Any, Any], allowed: tuple[str, ...]) -> None:
+        for key in mapping:
+            if key in allowed:
+                continue
+            hint = _hint(key, allowed) or f" (expected one of: {', '.join(allowed)})"
+            self.add(_key_pos(mapping, key), f"unknown key {key!r}{hint}")
+
+    def string(self, mapping: Any, key: str, what: str) -> str | None:
+        value = mapping[key]
+        if isinstance(value, str):
+            if not value:
+                self.add(_val_pos(mapping, key), f"{what} must not be empty")
+                return None
+            return str(value)
+        self.add(_val_pos(mapping, key), f"{what} must be a string, got {_kind(value)}")
+        return None
+
+    def choice(self, mapping: Any, key: str, what: str, choices: tuple[str, ...]) -> str | None:
+        value = mapping[key]
+        if isinstance(value, str) and value in choices:
+            return str(value)
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        self.add(
+            _val_pos(mapping, key),
+            f"invalid {what} {shown}: expected one of {', '.join(choices)}{_hint(value, choices)}",
+        )
+        return None
+
+    def word(self, value: Any, pos: Pos, what: str) -> str | None:
+        """A string destined for exec (argv, env): plain decimal integers are accepted."""
+        if type(value) is int:
+            return str(value)
+        if not isinstance(value, str):
+            self.add(pos, f"{what} must be a string, got {_kind(value)} (quote it)")
+            return None
+        if "\0" in value:
+            self.add(pos, f"{what} must not contain a NUL character")
+            return None
+        return str(value)
+
+    def words(self, mapping: Any, key: str, what: str, nonempty: bool = False) -> tuple[str, ...]:
+        value = mapping[key]
+        if not isinstance(value, list):
+            example = "['python3', '-q']" if key == "command" else "['--flag', 'value']"
+            self.add(
+                _val_pos(mapping, key),
+                f"{what} must be a list of strings, e.g. {example}; got {_kind(value)}",
+            )
+            return ()
+        if nonempty and not value:
+            self.add(_val_pos(mapping, key), f"{what} must not be empty")
+        out = []
+        for i, item in enumerate(value):
+            word = self.word(item, _item_pos(value, i), f"{what} item")
+            if word is not None:
+                out.append(word)
+        return tuple(out)
+
+    def env_map(self, mapping: Any, key: str) -> dict[str, str]:
+        value = mapping[key]
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(
+                _val_pos(mapping, key), f"env must be a mapping of NAME: value, got {_kind(value)}"
+            )
+            return {}
+        out: dict[str, str] = {}
+        for name, raw in value.items():
+            if not isinstance(name, str) or not re.fullmatch(ENV_KEY_PATTERN, name):
+                self.add(
+                    _key_pos(value, name),
+                    f"invalid environment variable name {name!r}: must match {ENV_KEY_PATTERN}",
+                )
+                continue
+            word = self.word(raw, _val_pos(value, name), f"env value for {name}")
+            if word is not None:
+                out[name] = word
+        return out
+
+    def workdir(self, mapping: Any, key: str) -> Path | None:
+        raw = self.string(mapping, key, "workdir")
+        if raw is None:
+            return None
+        pos = _val_pos(mapping, key)
+        if "\0" in raw:
+            self.add(pos, "workdir must not contain a NUL character")
+            return None
+        return self.expand(raw, pos)
+
+    def expand(self, raw: str, pos: Pos) -> Path | None:
+        missing: list[str] = []
+
+        def var(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            if name not in self.env:
+                missing.append(name)
+                return match.group(0)
+            return self.env[name]
+
+        text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", var, raw)
+        if missing:
+            self.add(pos, f"workdir {raw!r} uses unset variable(s): {', '.join(missing)}")
+            return None
+        if text == "~" or text.startswith("~/"):
+            home = self.env.get("HOME") or os.path.expanduser("~")
+            text = home + text[1:]
+        elif text.startswith("~"):
+            text = os.path.expanduser(text)
+        result = Path(text)
+        if not result.is_absolute():
+            result = self.path.parent.absolute() / result
+        return Path(os.path.normpath(result))
+
+    # -- sections
+
+    def roster(self, doc: Any) -> Roster | None:
+        if doc is None:
+            self.add((0, 0), "roster is empty; expected a mapping with 'version: 1' and 'agents:'")
+            return None
+        if not isinstance(doc, dict):
+            self.add(
+                _node_pos(doc, (0, 0)),
+                f"roster must be a mapping (version:, agents:, ...), got {_kind(doc)}",
+            )
+            return None
+        self.keys(doc, TOP_KEYS)
+        version = self.version(doc)
+        transport = (
+            self.choice(doc, "transport", "transport", TRANSPORTS) if "transport" in doc else "tmux"
+        )
+        supervisor = (
+            self.choice(doc, "supervisor", "supervisor", SUPERVISORS)
+            if "supervisor" in doc
+            else "auto"
+        )
+        socket = self.socket(doc) if "tmux_socket" in doc else DEFAULT_SOCKET
+        runtimes, custom_names = self.runtimes(doc)
+        defaults = self.defaults(doc)
+        known = tuple(sorted({*runtimes, *custom_names}))
+        agents = self.agents(doc, defaults, known)
+        return Roster(
+            path=self.path,
+            version=version or SUPPORTED_VERSION,
+            transport=transport or "tmux",
+            supervisor=Supervisor(supervisor or Supervisor.AUTO),
+            tmux_socket=socket or DEFAULT_SOCKET,
+            agents=agents,
+            runtimes=runtimes,
+        )
+
+    def version(self, doc: Any) -> int | None:
+        if "version" not in doc:
+            self.add(_node_pos(doc, (0, 0)), "missing required key 'version' (add 'version: 1')")
+            return None
+        value = doc["version"]
+        pos = _val_pos(doc, "version")
+        if type(value) is not int:
+            self.add(pos, f"version must be the integer 1, got {_kind(value)} {_show(value)}")
+            return None
+        if value != SUPPORTED_VERSION:
+            self.add(pos, f"unsupported roster version {value}; only version 1 is understood")
+            return None
+        return value
+
+    def socket(self, doc: Any) -> str | None:
+        value = self.string(doc, "tmux_socket", "tmux_socket")
+        if value is not None and not re.fullmatch(SOCKET_PATTERN, value):
+            self.add(
+                _val_pos(doc, "tmux_socket"),
+                f"invalid tmux_socket {value!r}: use letters, digits, '_', '.', '-' "
+                "(at most 64, not starting with '.' or '-')",
+            )
+            return None
+        return value
+
+    def defaults(self, doc: Any) -> dict[str, Any]:
+        section = doc.get("defaults")
+        if section is None:
+            return {}
+        if not isinstance(section, dict):
+            self.add(_val_pos(doc, "defaults"), f"defaults must be a mapping, got {_kind(section)}")
+            return {}
+        self.keys(section, DEFAULTS_KEYS)
+        out: dict[str, Any] = {}
+        if "workdir" in section:
+            out["workdir"] = self.workdir(section, "workdir")
+        if "env" in section:
+            out["env"] = self.env_map(section, "env")
+        if "restart" in section:
+            out["restart"] = self.restart(section)
+        return out
+
+    def restart(self, mapping: Any) -> str | None:
+        value = mapping["restart"]
+        if isinstance(value, str) and value in RESTART_POLICIES:
+            return str(value)
+        shown = repr(value) if isinstance(value, str) else f"{_show(value)} ({_kind(value)})"
+        alias = RESTART_ALIASES.get(str(value).lower()) if isinstance(value, str | bool) else None
+        hint = f" (did you mean {alias!r}?)" if alias else _hint(value, RESTART_POLICIES)
+        self.add(
+            _val_pos(mapping, "restart"),
+            f"invalid restart policy {shown}: expected always, on-failure or never{hint}",
+        )
+        return None
+
+    # -- agents
+
+    def agents(
+        self, doc: Any, defaults: dict[str, Any], known: tuple[str, ...]
+    ) -> tuple[Agent, ...]:
+        section = doc.get("agents")
+        if section is None:
+            return ()
+        if not isinstance(section, list):
+            self.add(_val_pos(doc, "agents"), f"agents must be a list, got {_kind(section)}")
+            return ()
+        seen: dict[str, Pos] = {}
+        out: list[Agent] = []
+        for i, item in enumerate(section):
+            agent = self.agent(section, i, item, defaults, known, seen)
+            if agent is not None:
+                out.append(agent)
+        return tuple(out)
+
+    def agent(
+        self,
+        section: Any,
+        index: int,
+        item: Any,
+        defaults: dict[str, Any],
+        known: tuple[str, ...],
+        seen: dict[str, Pos],
+    ) -> Agent | None:
+        pos = _item_pos(section, index)
+        if not isinstance(item, dict):
+            self.add(pos, f"agent must be a mapping with name: and runtime:, got {_kind(item)}")
+            return None
+        self.keys(item, AGENT_KEYS)
+        name = self.agent_name(item, pos, seen)
+        runtime = self.agent_runtime(item, pos, known)
+        workdir = self.workdir(item, "workdir") if "workdir" in item else defaults.get("workdir")
+        args = self.words(item, "args", "args") if "args" in item else ()
+        env = dict(defaults.get("env") or {})
+        if "env" in item:
+            env.update(self.env_map(item, "env"))
+        restart = self.restart(item) if "restart" in item else defaults.get("restart")
+        if name is None or runtime is None:
+            return None
+        return Agent(
+            name=name,
+            runtime=runtime,
+            workdir=workdir,
+            args=args,
+            env=tuple(env.items()),
+            restart=RestartPolicy(restart or RestartPolicy.ON_FAILURE),
+        )
+
+    def agent_name(self, item: Any, pos: Pos, seen: dict[str, Pos]) -> str | None:
+        if "name" not in item:
+            self.add(pos, "agent is missing required key 'name'")
+            return None
+        name = self.string(item, "name", "agent name")
+        if name is None:
+            return None
+        where = _val_pos(item, "name")
+        if not re.fullmatch(NAME_PATTERN, name):
+            self.add(
+                where,
+                f"invalid agent name {name!r}: must match ^{NAME_PATTERN}$ (a lowercase letter, "
+                "then lowercase letters, digits, '_' or '-'; at most 32) because it becomes a "
+                "tmux session, systemd instance and file name",
+            )
+            return None
+        if name in seen:
+            self.add(
+                where, f"duplicate agent name {name!r} (first defined at line {seen[name][0] + 1})"
+            )
+            return None
+        seen[name] = where
+        return name
+
+    def agent_runtime(self, item: Any, pos: Pos, known: tuple[str, ...]) -> str | None:
+        if "runtime" not in item:
+            self.add(pos, f"agent is missing required key 'runtime' (one of: {', '.join(known)})")
+            return None
+        runtime = self.string(item, "runtime", "runtime")
+        if runtime is None:
+            return None
+        if runtime not in known:
+            match = closest(runtime, known)
+            hint = (
+                f" (did you mean {match!r}?)" if match else f"; known runtimes: {', '.join(known)}"
+            )
+            self.add(_val_pos(item, "runtime"), f"unknown runtime {runtime!r}{hint}")
+            return None
+        return runtime
+
+    # -- custom runtimes
+
+    def runtimes(self, doc: Any) -> tuple[dict[str, Runtime], set[str]]:
+        """Built-ins plus valid custom runtimes, and every custom name that was spelled
+        (so agents naming a broken runtime are not told it is unknown)."""
+        merged = builtin_runtimes()
+        section = doc.get("runtimes")
+        if section is None:
+            return merged, set()
+        if not isinstance(section, dict):
+            self.add(
+                _val_pos(doc, "runtimes"),
+                f"runtimes must be a mapping of name: definition, got {_kind(section)}",
+            )
+            return merged, set()
+        names: set[str] = set()
+        for name, spec in section.items():
+            if self.runtime_name(section, name, merged):
+                names.add(name)
+                runtime = self.runtime(section, name, spec)
+                if runtime is not None:
+                    merged[name] = runtime
+        return merged, names
+
+    def runtime_name(self, section: Any, name: Any, builtins: dict[str, Runtime]) -> bool:
+        pos = _key_pos(section, name)
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+            self.add(pos, f"invalid runtime name {name!r}: must match ^{NAME_PATTERN}$")
+            return False
+        if name in builtins:
+            self.add(pos, f"runtime {name!r} is built in; give the custom runtime another name")
+            return False
+        return True
+
+    def runtime(self, section: Any, name: str, spec: Any) -> Runtime | None:
+        if not isinstance(spec, dict):
+            self.add(
+                _val_pos(section, name),
+                f"runtime {name!r} must be a mapping with at least command:, got {_kind(spec)}",
+            )
+            return None
+        before = len(self.problems)
+        self.keys(spec, RUNTIME_KEYS)
+        if "command" not in spec:
+            self.add(_key_pos(section, name), f"runtime {name!r} is missing required key 'command'")
+            command: tuple[str, ...] = ()
+        else:
+            command = self.words(spec, "command", "command", nonempty=True)
+        processes = self.words(spec, "processes", "processes") if "processes" in spec else ()
+        regexes: dict[str, Any] = {k: self.regex(spec, k) for k in REGEX_KEYS if k in spec}
+        extra = self.runtime_extras(spec)
+        if len(self.problems) > before or not command:
+            return None
+        return Runtime(
+            name=name,
+            command=command,
+            processes=processes or (os.path.basename(command[0]),),
+            builtin=False,
+            **regexes,
+            **extra,
+        )
+
+    def runtime_extras(self, spec: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "profile" in spec:
+            out["profile"] = self.choice(spec, "profile", "profile", PROFILES)
+        if "submit_key" in spec:
+            out["submit_key"] = self.string(spec, "submit_key", "submit_key")
+        if "quit_keys" in spec:
+            out["quit_keys"] = self.words(spec, "quit_keys", "quit_keys")
+        if "paste_window_ms" in spec:
+            value = spec["paste_window_ms"]
+            if type(value) is not int or not 0 <= value <= 10_000:
+                self.add(
+                    _val_pos(spec, "paste_window_ms"),
+                    "paste_window_ms must be an integer from 0 to 10000, "
+                    f"got {_kind(value)} {_show(value)}",
+                )
+            else:
+                out["paste_window_ms"] = value
+        return out
+
+    def regex(self, spec: Any, key: str) -> str | None:
+        value = self.string(spec, key, key)
+        if value is None:
+            return None
+        try:
+            re.compile(value, re.MULTILINE)
+        except re.error as exc:
+            line, col = _val_pos(spec, key)
+            offset = self.source_offset(line, col, exc.pos or 0) if exc.pos is not None else 0
+            self.add((line, col + offset), f"invalid {key} regex: {exc.msg}")
+            return None
+        return value
+
+    def source_offset(self, line: int, col: int, index: int) -> int:
+        """Where character `index` of a scalar's value sits in its source line, counting the
+        opening quote and the escapes that make the source longer than the value."""
+        if line >= len(self.lines):
+            return 0
+        src = self.lines[line][col:]
+        if not src or src[0] not in "'\"":
+            return index
+        quote, i, seen = src[0], 1, 0
+        while i < len(src) and seen < index:
+            if (quote == "'" and src.startswith("''", i)) or (quote == '"' and src[i] == "\\"):
+                i += 2
+            else:
+                i += 1
+            seen += 1
+        return i
+

@@ -1,0 +1,20 @@
+"""Name rules shared by the roster, the tmux hooks and the CLI: one copy of each pattern.
+
+Agent names become tmux session names, systemd instance names and file names, so they are
+restricted to what all three take without quoting. Kept to `re` alone: the pane-died hook
+imports it on every agent exit.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_PATTERN = "[a-z][a-z0-9_-]{0,31}"
+SOCKET_PATTERN = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+ENV_KEY_PATTERN = "[A-Za-z_][A-Za-z0-9_]*"
+
+_AGENT_NAME = re.compile(NAME_PATTERN)
+
+
+def is_agent_name(text: str) -> bool:
+    return _AGENT_NAME.fullmatch(text) is not None

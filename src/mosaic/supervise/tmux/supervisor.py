@@ -1,0 +1,94 @@
+"""The built-in tmux supervisor: start and stop agents; tmux's pane-died hook restarts them
+(`hooks.py`).
+
+No process of ours stays resident: supervision is tmux's `remain-on-exit` plus the
+`pane-died` hook, so per-agent overhead is the transcript pipe only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from mosaic.agents import state
+from mosaic.agents.launch import launch, preflight
+from mosaic.agents.state import AgentState
+from mosaic.agents.teardown import kill_session, kill_tree
+from mosaic.config.roster import Agent
+from mosaic.config.runtimes import UNKNOWN, Runtime
+from mosaic.errors import MosaicError, OperationFailed
+from mosaic.fleet import Fleet
+from mosaic.tmux.panes import list_panes
+from mosaic.tmux.server import ensure_server
+
+
+def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
+    """Start what is not running; returns one line per agent for the operator."""
+    preflight(fleet.roster, agents)
+    ensure_server(fleet.tmux, fleet.paths)
+    panes = list_panes(fleet.tmux) or {}
+    lines = []
+    for agent in agents:
+        pane = panes.get(agent.name)
+        if pane is not None and not pane.dead:
+            lines.append(f"{agent.name}: already running (pid {pane.pid})")
+            continue
+        state.update(fleet.paths, agent.name, state.armed(agent, time.time()))
+        new = launch(fleet.tmux, fleet.paths, fleet.roster, agent, pane)
+        state.update(fleet.paths, agent.name, _with_pid(new.pid))
+        lines.append(f"{agent.name}: started (pid {new.pid})")
+    return lines
+
+
+def _with_pid(pid: int) -> Callable[[AgentState], AgentState]:
+    return lambda s: replace(s, pid=pid)
+
+
+def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
+    """Stop every agent given, even when some fail; raise one error naming all failures."""
+    for agent in agents:
+        state.update(fleet.paths, agent.name, state.disarmed)
+    panes = list_panes(fleet.tmux)
+    if panes is None:
+        return [f"{a.name}: not running" for a in agents]
+    targets: list[tuple[str, Runtime]] = [
+        (a.name, fleet.roster.runtime_for(a)) for a in agents
+    ]
+    if whole:
+        known = {name for name, _ in targets}
+        targets += [(name, UNKNOWN) for name in panes if name not in known]
+
+    def stop_one(item: tuple[str, Runtime]) -> str:
+        name, runtime = item
+        pane = panes.get(name)
+        if pane is None:
+            return f"{name}: not running"
+        kill_tree(fleet.tmux, pane, runtime)
+        kill_session(fleet.tmux, name)
+        return f"{name}: stopped"
+
+    lines, failures = _each(stop_one, targets)
+    if whole and not failures:
+        fleet.tmux.run("kill-server", check=False)
+        lines.append("holder: stopped")
+    if failures:
+        raise OperationFailed("\n".join(lines + failures))
+    return lines
+
+
+def _each(
+    fn: Callable[[tuple[str, Runtime]], str], items: list[tuple[str, Runtime]]
+) -> tuple[list[str], list[str]]:
+    """Run `fn` for every item in parallel; collect successes and failure messages."""
+    lines: list[str] = []
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
+        futures = [(item[0], pool.submit(fn, item)) for item in items]
+        for name, future in futures:
+            try:
+                lines.append(future.result())
+            except MosaicError as exc:
+                failures.append(f"{name}: stop failed: {exc.message}")
+    return lines, failures

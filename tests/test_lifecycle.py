@@ -58,9 +58,15 @@ def test_stop_one_leaves_the_others(fleet_env: dict[str, str]) -> None:
     assert agent(fleet_env, "a1")["state"] == "stopped"
     assert agent(fleet_env, "a2")["state"] == "running"
     assert status(fleet_env)["holder"] == "running"
-    # A stopped agent stays stopped: no hook brings it back.
-    time.sleep(1.5)
+    # A stopped agent stays stopped: no hook brings it back. The marker is a crash of a2,
+    # which goes through the same pane-died hook, backoff and delayed respawn after a1's exit
+    # went through them: once a2 is back, a1's respawn (had one been scheduled) is past too.
+    a2 = agent(fleet_env, "a2")
+    os.kill(int(str(a2["pid"])), signal.SIGKILL)
+    wait_until(lambda: (r := running(fleet_env, "a2")) and r["pid"] != a2["pid"],
+               what="a2 respawned after its crash")  # fmt: skip
     assert agent(fleet_env, "a1")["state"] == "stopped"
+    assert sessions(fleet_env) == ["a2"]
 
 
 def test_stop_kills_the_whole_tree_even_hup_ignoring_children(fleet_env: dict[str, str]) -> None:
@@ -95,11 +101,18 @@ def test_sigkill_of_runtime_is_restarted_with_new_pid(fleet_env: dict[str, str])
 
 
 def test_crash_loop_backs_off_then_fails_and_stays_failed(fleet_env: dict[str, str]) -> None:
-    body = shell_roster([]).replace("agents:\n", "agents:\n  - name: crashy\n    runtime: crash\n")
-    body += f"runtimes:\n  crash:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
+    slow_crash = ["python3", "-c", "import time; time.sleep(0.6); raise SystemExit(4)"]
+    body = (
+        "version: 1\nagents:\n"
+        "  - name: crashy\n    runtime: crash\n"
+        "  - name: witness\n    runtime: slowcrash\n"
+        "runtimes:\n"
+        f"  crash:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
+        f"  slowcrash:\n    command: {json.dumps(slow_crash)}\n    processes: [python3]\n"
+    )
     write_roster(fleet_env, body)
     started = time.monotonic()
-    ok(fleet_env, "start")
+    ok(fleet_env, "start", "crashy")
     row = wait_until(lambda: (r := agent(fleet_env, "crashy"))["state"] == "failed" and r,
                      timeout=30, interval=0.2, what="crashy failed")  # fmt: skip
     elapsed = time.monotonic() - started
@@ -108,8 +121,14 @@ def test_crash_loop_backs_off_then_fails_and_stays_failed(fleet_env: dict[str, s
     assert row["restarts"] == 4
     assert row["last_exit"] == 4
     assert row["pid"] is None
-    time.sleep(2)
-    assert agent(fleet_env, "crashy")["restarts"] == 4
+    # Stays failed. Had the hook scheduled a sixth start, it would come after the next
+    # doubling (8 s). The marker is a second crash loop on the same server, started only
+    # now: five crashes of 0.6 s with the same backoff take over 10 s to reach `failed`.
+    ok(fleet_env, "start", "witness")
+    wait_until(lambda: agent(fleet_env, "witness")["state"] == "failed",
+               timeout=40, interval=0.2, what="witness failed")  # fmt: skip
+    row = agent(fleet_env, "crashy")
+    assert (row["state"], row["restarts"], row["pid"]) == ("failed", 4, None)
     # An operator's start clears `failed` and tries again.
     ok(fleet_env, "start", "crashy")
     assert agent(fleet_env, "crashy")["state"] in ("running", "starting")
@@ -120,16 +139,23 @@ def test_restart_never_and_clean_exit_on_failure_stay_stopped(fleet_env: dict[st
         "version: 1\nagents:\n"
         "  - name: never\n    runtime: boom\n    restart: never\n"
         "  - name: clean\n    runtime: done\n"
+        "  - name: witness\n    runtime: late\n"
         "runtimes:\n"
         f"  boom:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
         "  done:\n    command: [python3, -c, 'import time; time.sleep(0.3)']\n"
+        "    processes: [python3]\n"
+        "  late:\n    command: [python3, -c, 'import time; time.sleep(1.5); raise SystemExit(4)']\n"
         "    processes: [python3]\n"
     )
     write_roster(fleet_env, body)
     ok(fleet_env, "start")
     wait_until(lambda: agent(fleet_env, "never")["last_exit"] == 4, timeout=10)
     wait_until(lambda: agent(fleet_env, "clean")["last_exit"] == 0, timeout=10)
-    time.sleep(1.5)
+    # The marker: witness (on-failure) crashes over a second after the other two exited and
+    # is respawned through the same hook and backoff; a respawn of never or clean, had one
+    # been scheduled, would have come before it.
+    wait_until(lambda: agent(fleet_env, "witness")["restarts"] >= 1, timeout=15,
+               what="witness respawned")  # fmt: skip
     for name in ("never", "clean"):
         row = agent(fleet_env, name)
         assert row["state"] == "stopped" and row["restarts"] == 0, row

@@ -90,6 +90,22 @@ def recording(path: Path) -> list[str]:
     return read_recording(str(path)) if path.exists() else []
 
 
+def assert_nothing_typed(env: dict[str, str], tmp: Path, shells: list[str], out: Path) -> None:
+    """No keystroke of a refused send reached these bash agents.
+
+    The marker is a later command typed straight into each shell: bash reads its terminal
+    in order, so anything typed before it is either run first (and `out` exists) or still
+    on the line, where it joins the marker's command line and spoils the marker's output.
+    """
+    for name in shells:
+        marker = tmp / f"marker-{name}.txt"
+        tmux(env, "send-keys", "-t", f"={name}:", "-l", "--", f"echo marker > {marker}")
+        tmux(env, "send-keys", "-t", f"={name}:", "Enter")
+        wait_until(partial(file_bytes, marker), what=f"{name} ran the marker")
+        assert file_bytes(marker) == b"marker\n", name
+    assert not out.exists()
+
+
 # --- bash: verbatim text, proven by what bash ran ----------------------------------------
 
 
@@ -128,8 +144,11 @@ def test_multiline_heredoc_is_one_message(fleet_env: dict[str, str], tmp_path: P
     assert re.match(r"b1: accepted \(\d+ attempts?, \d+\.\d\ds\)", res.out)
     wait_until(lambda: file_bytes(count) == b"ran\n", what="the command ran")
     assert file_bytes(out) == body.encode()
-    time.sleep(0.3)
-    assert file_bytes(count) == b"ran\n"  # ran once, not once per line
+    # Ran once, not once per line: bash runs its input in order, so a second run (the text
+    # typed or submitted twice) would land in the file before this later marker does.
+    assert send(fleet_env, "b1", f"echo marker >> {count}").code == 0
+    wait_until(lambda: file_bytes(count) != b"ran\n", what="the marker")
+    assert file_bytes(count) == b"ran\nmarker\n"
 
 
 @needs_tmux
@@ -239,9 +258,12 @@ def test_swallowed_enter_is_retried_not_retyped(fleet_env: dict[str, str], tmp_p
     [row] = results(res)
     assert row["outcome"] == "accepted" and row["attempts"] >= 2
     # Sent once, accepted once: the retry pressed Enter, it did not type the text again.
-    wait_until(lambda: recording(rec) == [message], what="one recording")
-    time.sleep(0.3)
-    assert recording(rec) == [message]
+    # A second copy would be submitted or left in the input ahead of the next message, so
+    # the next message must arrive alone, right after the first.
+    wait_until(lambda: recording(rec), what="the recording")
+    assert send(fleet_env, "d1", "marker").code == 0
+    wait_until(lambda: len(recording(rec)) >= 2, what="the marker recorded")
+    assert recording(rec) == [message, "marker"]
 
 
 @needs_tmux
@@ -345,9 +367,8 @@ def test_stopped_agent_exit_1_and_nothing_typed_anywhere(
     assert rows["b1"]["outcome"] == "skipped" and rows["b1"]["attempts"] == 0
     res = send(fleet_env, "d1", message)
     assert res.code == 1 and "d1: not_running" in res.out
-    time.sleep(0.3)
-    assert "echo typed" not in screen(fleet_env, "b1")
-    assert not out.exists() and recording(rec) == []
+    assert_nothing_typed(fleet_env, tmp_path, ["b1"], out)
+    assert recording(rec) == []
 
 
 @needs_tmux
@@ -360,9 +381,7 @@ def test_unknown_agent_exit_2_names_known_and_types_nothing(
     assert res.code == 2
     assert "nosuch" in res.err and "b1" in res.err and "b2" in res.err
     assert "Traceback" not in res.err and res.out == ""
-    time.sleep(0.3)
-    assert "echo typed" not in screen(fleet_env, "b1") + screen(fleet_env, "b2")
-    assert not out.exists()
+    assert_nothing_typed(fleet_env, tmp_path, ["b1", "b2"], out)
 
 
 @needs_tmux
@@ -459,5 +478,7 @@ def test_back_to_back_sends_wait_for_a_short_command(
     assert 1.5 < time.monotonic() - t0 < 10
     assert "echo never" not in screen(fleet_env, "b1")
     tmux(fleet_env, "send-keys", "-t", "=b1:", "C-c")
-    time.sleep(0.3)
-    assert out.read_bytes() == b"after\n"
+    # Had `echo never` reached bash, it would have run before this later command.
+    assert send(fleet_env, "b1", f"echo marker >> {out}").code == 0
+    wait_until(lambda: file_bytes(out) != b"after\n", what="the marker")
+    assert out.read_bytes() == b"after\nmarker\n"

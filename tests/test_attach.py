@@ -23,7 +23,11 @@ def _operator_terminal(env: dict[str, str], command: str) -> None:
                        if k.startswith(("MOSAIC_", "TMUX_TMPDIR")))  # fmt: skip
     _outer(env, "new-session", "-d", "-s", "op", "-x", "120", "-y", "30", "--",
            "sh", "-c", f"{exports} {shlex.quote(sys.executable)} -m mosaic fleet {command}; "
-           "sleep 30")  # fmt: skip
+           "echo operator-exited-$?; sleep 30")  # fmt: skip
+
+
+def _operator_screen(env: dict[str, str]) -> str:
+    return _outer(env, "capture-pane", "-p", "-t", "op")
 
 
 def _inner_screen(env: dict[str, str]) -> str:
@@ -43,13 +47,23 @@ def test_watch_shows_the_agent_and_ignores_typing(fleet_env: dict[str, str]) -> 
     _start_with_marker(fleet_env)
     try:
         _operator_terminal(fleet_env, "watch a1")
-        wait_until(lambda: "marker-42" in _outer(fleet_env, "capture-pane", "-p", "-t", "op"))
+        wait_until(lambda: "marker-42" in _operator_screen(fleet_env))
         _outer(fleet_env, "send-keys", "-t", "op", "-l", "echo typed-$((1+1))")
         _outer(fleet_env, "send-keys", "-t", "op", "Enter")
-        # A read-only client's keys never reach the agent; the marker proves the view is live.
+        # The view is live: what the agent prints next shows in the operator's terminal.
         tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--", "echo second-$((5*5))")
         tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
-        wait_until(lambda: "second-25" in _outer(fleet_env, "capture-pane", "-p", "-t", "op"))
+        wait_until(lambda: "second-25" in _operator_screen(fleet_env))
+        # A read-only client's keys never reach the agent. Markers: the operator detaches
+        # (prefix + d still works read-only), and tmux handles a client's keys in order, so
+        # the typed keys were handled before it; anything they wrote into the agent's
+        # terminal would then reach bash before a command typed into it afterwards.
+        _outer(fleet_env, "send-keys", "-t", "op", "C-b", "d")
+        wait_until(lambda: "operator-exited-0" in _operator_screen(fleet_env),
+                   what="the watch client detached")  # fmt: skip
+        tmux(fleet_env, "send-keys", "-t", "=a1:", "-l", "--", "echo third-$((3*3))")
+        tmux(fleet_env, "send-keys", "-t", "=a1:", "Enter")
+        wait_until(lambda: "third-9" in _inner_screen(fleet_env), what="the later command")
         assert "typed" not in _inner_screen(fleet_env)
     finally:
         _outer(fleet_env, "kill-server")
@@ -59,7 +73,7 @@ def test_attach_types_into_the_agent(fleet_env: dict[str, str]) -> None:
     _start_with_marker(fleet_env)
     try:
         _operator_terminal(fleet_env, "attach a1")
-        wait_until(lambda: "marker-42" in _outer(fleet_env, "capture-pane", "-p", "-t", "op"))
+        wait_until(lambda: "marker-42" in _operator_screen(fleet_env))
         _outer(fleet_env, "send-keys", "-t", "op", "-l", "echo typed-$((1+1))")
         _outer(fleet_env, "send-keys", "-t", "op", "Enter")
         wait_until(lambda: "typed-2" in _inner_screen(fleet_env))

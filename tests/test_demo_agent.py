@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -186,22 +185,32 @@ def test_swallowed_enter_then_a_later_one_submits(
     pane = start(fleet_env, tmp_path, "--swallow-enter-ms", "400", "--think", "0.2")
     pane.paste("please do it")
     pane.keys("Enter")  # within 400 ms of the paste: ignored
-    sent = time.monotonic()
-    wait_until(lambda: time.monotonic() - sent > 0.6, what="the swallow window to pass")
-    assert message_in_input(DEMO, pane.screen(), "please do it")
+    # The marker: a key typed after the Enter. The agent handles its input in order, so
+    # once the key shows, the Enter has been handled, and it submitted nothing.
+    pane.type("!")
+    wait_until(lambda: message_in_input(DEMO, pane.screen(), "please do it!"),
+               what="the text still in the input, then the marker")  # fmt: skip
     assert pane.recorded() == []
-    pane.keys("Enter")
-    wait_until(lambda: pane.recorded() == ["please do it"], what="the later Enter")
-    assert not message_in_input(DEMO, pane.screen(), "please do it")
+
+    def later_enter() -> list[str]:
+        # One Enter per look: those within 400 ms of the `!` are ignored too.
+        pane.keys("Enter")
+        return pane.recorded()
+
+    assert wait_until(later_enter, interval=0.25, what="a later Enter") == ["please do it!"]
+    wait_until(lambda: pane.activity() is Activity.IDLE, what="idle again")
+    assert pane.recorded() == ["please do it!"]  # the extra Enters met an empty input
+    assert not message_in_input(DEMO, pane.screen(), "please do it!")
 
 
 def test_text_and_enter_in_one_call_is_swallowed(fleet_env: dict[str, str], tmp_path: Path) -> None:
     pane = start(fleet_env, tmp_path, "--swallow-enter-ms", "200")
     pane.keys("-l", "--", "same call")
     pane.tmux("send-keys", "-t", pane.id, "-l", "--", "!", ";", "send-keys", "-t", pane.id, "Enter")
-    wait_until(lambda: message_in_input(DEMO, pane.screen(), "same call!"), what="text")
-    sent = time.monotonic()
-    wait_until(lambda: time.monotonic() - sent > 0.3, what="a moment")
+    # The marker: a key typed after the Enter shows only once the Enter was handled.
+    pane.type("?")
+    wait_until(lambda: message_in_input(DEMO, pane.screen(), "same call!?"),
+               what="the text still in the input, then the marker")  # fmt: skip
     assert pane.recorded() == []
 
 

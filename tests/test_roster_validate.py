@@ -42,13 +42,6 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         [f"{F}:1:1: roster must be a mapping (version:, agents:, ...), got a list"],
     ),
     (
-        "yaml-syntax",
-        "version: 1\nagents: [\n",
-        [
-            f"{F}:3:1: YAML syntax error: expected the node content, but found '<stream end>' (while parsing a flow node)"
-        ],
-    ),
-    (
         "missing-version",
         "agents: []\n",
         [f"{F}:1:1: missing required key 'version' (add 'version: 1')"],
@@ -183,13 +176,6 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "multi-doc",
-        "version: 1\n---\nversion: 1\n",
-        [
-            f"{F}:2:1: YAML syntax error: expected a single document in the stream but found another document"
-        ],
-    ),
-    (
         "tagged",
         "version: !!python/object:os.system 1\n",
         [
@@ -208,6 +194,23 @@ def test_malformed_rosters_report_every_problem_at_its_position(
     assert problems(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("version: 1\nagents: [\n", "3:1"),  # unclosed flow list: found at the end
+        ("version: 1\n---\nversion: 1\n", "2:1"),  # a second document
+        ("version: 1\nagents:\n  - name: a\n   runtime: demo\n", "4:4"),
+    ],
+    ids=["unclosed-flow", "multi-doc", "bad-indent"],
+)
+def test_yaml_syntax_errors_are_one_positioned_problem(text: str, where: str) -> None:
+    """Our prefix and position; the explanation after it is the YAML parser's own words,
+    which the tests do not pin."""
+    [line] = problems(text)
+    assert line.startswith(f"{F}:{where}: YAML syntax error: "), line
+    assert "\n" not in line
+
+
 def test_all_problems_of_one_file_come_together_sorted_by_position() -> None:
     text = (
         "version: 3\nagents:\n  - name: A\n    runtime: codx\n"
@@ -222,14 +225,9 @@ def test_all_problems_of_one_file_come_together_sorted_by_position() -> None:
     [
         (b"version: 1\nagents: []\n# caf\xe9\n", f"{F}:3:6: not UTF-8 text (byte 0xe9)"),
         (b"\xff\xfe\x00\x01garbage", f"{F}:1:1: not UTF-8 text (byte 0xff)"),
-        (
-            b"version: 1\n\x00\x01\x02",
-            f"{F}:2:1: not a YAML text file: special characters are not allowed",
-        ),
-        (
-            bytes(range(1, 32)) * 3,
-            f"{F}:1:1: not a YAML text file: special characters are not allowed",
-        ),
+        # The parser's reason follows our prefix and is not pinned.
+        (b"version: 1\n\x00\x01\x02", f"{F}:2:1: not a YAML text file: "),
+        (bytes(range(1, 32)) * 3, f"{F}:1:1: not a YAML text file: "),
     ],
 )
 def test_garbage_bytes_are_a_positioned_problem(data: bytes, expected: str) -> None:

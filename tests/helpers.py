@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,29 @@ T = TypeVar("T")
 MOSAIC = [sys.executable, "-m", "mosaic"]
 
 
+def _pytest_timeout() -> float:
+    """pytest-timeout's per-test limit, read from pyproject.toml (its one copy)."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    options = tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"]
+    return float(options["timeout"])
+
+
+PYTEST_TIMEOUT_S = _pytest_timeout()
+MAX_DEADLINE_S = PYTEST_TIMEOUT_S - 20
+"""The longest deadline a test may set itself: a hang must fail with the test's own message
+(what it waited for), not with pytest-timeout's stack dump."""
+
+
+def deadline(seconds: float) -> float:
+    """`seconds`, refused when it would outlast pytest's own timeout."""
+    if not 0 < seconds <= MAX_DEADLINE_S:
+        raise ValueError(
+            f"a test deadline of {seconds} s must be within (0, {MAX_DEADLINE_S:g}] s, "
+            f"below pytest's timeout of {PYTEST_TIMEOUT_S:g} s"
+        )
+    return seconds
+
+
 def wait_until(
     predicate: Callable[[], T | None],
     timeout: float = 10.0,
@@ -24,10 +48,10 @@ def wait_until(
     what: str = "",
 ) -> T:
     """Poll `predicate` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
+    end = time.monotonic() + deadline(timeout)
     last = predicate()
     while not last:
-        if time.monotonic() > deadline:
+        if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
         last = predicate()
@@ -56,7 +80,7 @@ def run_mosaic(
         env=dict(env),
         input=data,
         capture_output=True,
-        timeout=timeout,
+        timeout=deadline(timeout),
         cwd=cwd,
     )
     return Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())

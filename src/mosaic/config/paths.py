@@ -1,4 +1,4 @@
-"""Where mosaic keeps things: the one copy of the file layout (docs/files.md).
+"""Where mosaic keeps things: the one copy of the file layout (docs/reference.md, "Files").
 
 Everything under `<home>/fleet/` is named here and nowhere else; shell snippets get these
 paths through the environment (`tmux.server.hook_environment`), never by spelling them.

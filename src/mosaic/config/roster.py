@@ -1,4 +1,4 @@
-"""The roster model (docs/roster.md): the typed, validated view of roster.yaml.
+"""The roster model (docs/reference.md, "Roster"): the typed, validated view of roster.yaml.
 
 Values only; reading is `config.load`, checking `config.checker`, editing `config.rosteredit`.
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from mosaic.agents.settings import Settings
 from mosaic.base.flock import exclusive
 from mosaic.config.paths import Paths
 from mosaic.config.roster import Agent, RestartPolicy
@@ -48,6 +49,8 @@ class AgentState:
     # systemd only: the agent's unit was stopped because the holder (the tmux server) went
     # away, not because anyone asked; the holder's next start revives it.
     holder_lost: bool = False
+    # What the runtime was last launched with (`agents.settings`); None when never recorded.
+    settings: Settings | None = None
 
 
 def disarmed(s: AgentState) -> AgentState:
@@ -56,15 +59,19 @@ def disarmed(s: AgentState) -> AgentState:
     return replace(s, desired=Desired.STOPPED, generation=s.generation + 1, respawn_due=None)
 
 
-def armed(agent: Agent, now: float) -> Callable[[AgentState], AgentState]:
+def armed(
+    agent: Agent, now: float, settings: Settings
+) -> Callable[[AgentState], AgentState]:
     """The record for a start (either supervisor), written before the launch so that a
-    runtime that dies at once finds `running` here. Restart counts start afresh."""
+    runtime that dies at once finds `running` here. Restart counts start afresh; `settings`
+    are what this launch runs with (`agents.settings.effective`), kept until the next one
+    (a respawn reruns the same command, so it keeps them)."""
 
     def change(s: AgentState) -> AgentState:
         return replace(
             s, desired=Desired.RUNNING, generation=s.generation + 1, failed=False,
             crash_streak=0, restarts=0, respawn_due=None, started_at=now, pid=None,
-            restart_policy=agent.restart, holder_lost=False,
+            restart_policy=agent.restart, holder_lost=False, settings=settings,
         )  # fmt: skip
 
     return change
@@ -89,6 +96,7 @@ def _decode(raw: str | None) -> AgentState:
             state,
             desired=Desired(state.desired),
             restart_policy=RestartPolicy(state.restart_policy),
+            settings=Settings.from_doc(known.get("settings")),
         )
     except (TypeError, ValueError):
         return AgentState()
@@ -112,13 +120,33 @@ def read_many(paths: Paths, agents: Iterable[str]) -> dict[str, AgentState]:
     return {name: _decode(rows.get(name)) for name in names}
 
 
+def read_all(paths: Paths) -> dict[str, AgentState]:
+    """Every agent that has a record, in or out of the roster (`apply` finds the ones
+    that left it here)."""
+    with db.opened(paths.db) as conn:
+        rows = conn.execute("SELECT name, record FROM agents ORDER BY name").fetchall()
+    return {name: _decode(record) for name, record in rows}
+
+
+def _encode(new: AgentState) -> str:
+    doc = asdict(new)
+    doc["settings"] = None if new.settings is None else new.settings.to_doc()
+    return json.dumps(doc)
+
+
 def _store(paths: Paths, agent: str, new: AgentState) -> None:
     with db.opened(paths.db) as conn, db.write(conn):
         conn.execute(
             "INSERT INTO agents (name, record) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-            (agent, json.dumps(asdict(new))),
+            (agent, _encode(new)),
         )
+
+
+def forget(paths: Paths, agent: str) -> None:
+    """Drop the record of an agent that left the roster (it is stopped already)."""
+    with exclusive(paths.agent_record_lock(agent)), db.opened(paths.db) as conn, db.write(conn):
+        conn.execute("DELETE FROM agents WHERE name = ?", (agent,))
 
 
 class Transaction:

@@ -14,6 +14,7 @@ from typing import Any
 from mosaic import supervise
 from mosaic.agents import state
 from mosaic.agents.liveness import AgentRunState, pane_state
+from mosaic.agents.settings import drift, effective
 from mosaic.base import procs
 from mosaic.config.roster import Agent
 from mosaic.fleet import Fleet
@@ -59,6 +60,7 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
                 "restarts": over.restarts.get(agent.name, 0) if over else record.restarts,
                 "last_exit": record.last_exit,
                 "session": agent.name,
+                **_drift(fleet, agent, record, alive),
             }
         )
     return {
@@ -68,6 +70,13 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
         "restart_in_progress": _restart_in_progress(fleet),
         "agents": rows,
     }
+
+
+def _drift(fleet: Fleet, agent: Agent, record: state.AgentState, alive: bool) -> dict[str, Any]:
+    """Whether the running agent's settings differ from the roster's (`agents.settings`);
+    an agent that does not run has nothing to differ."""
+    reasons = drift(record.settings, effective(fleet.roster, agent)) if alive else []
+    return {"drift": bool(reasons), "drift_reason": "; ".join(reasons) or None}
 
 
 def _restart_in_progress(fleet: Fleet) -> dict[str, Any] | None:

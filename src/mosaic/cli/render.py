@@ -7,6 +7,7 @@ from typing import Any
 
 def status_table(doc: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -18,12 +19,15 @@ def status_table(doc: dict[str, Any]) -> None:
         info = doc["restart_in_progress"]
         console.print(f"[yellow]{info.get('line') or info.get('error')}")
     table = Table(box=None, header_style="bold")
+    drifted = any(a.get("drift") for a in doc["agents"])
     for col in ("agent", "runtime", "state", "activity", "pid", "uptime", "restarts", "last exit"):
         table.add_column(col)
+    if drifted:
+        table.add_column("drift")
     colours = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
     for a in doc["agents"]:
         colour = colours.get(a["state"], "")
-        table.add_row(
+        row = [
             a["name"],
             a["runtime"],
             f"[{colour}]{a['state']}[/]" if colour else a["state"],
@@ -32,8 +36,15 @@ def status_table(doc: dict[str, Any]) -> None:
             _duration(a["uptime_s"]),
             str(a["restarts"]),
             "-" if a["last_exit"] is None else str(a["last_exit"]),
-        )
+        ]
+        if drifted:
+            # Reasons quote roster paths: shown as text, never as rich markup.
+            row.append(f"[yellow]{escape(a['drift_reason'])}[/]" if a.get("drift") else "-")
+        table.add_row(*row)
     console.print(table)
+    if drifted:
+        console.print("[yellow]drift: running settings differ from the roster; "
+                      "`mosaic fleet apply` restarts those agents")
 
 
 def _duration(seconds: float | None) -> str:

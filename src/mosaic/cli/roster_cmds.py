@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from mosaic.cli.common import paths_of
+from mosaic.cli.completion import complete_agents, complete_presets, complete_runtimes
 from mosaic.config.presets import DEFAULT_PRESET
 
 
@@ -20,6 +21,7 @@ from mosaic.config.presets import DEFAULT_PRESET
     show_default=True,
     metavar="NAME",
     help="Preset to start from (see `mosaic fleet presets`).",
+    shell_complete=complete_presets,
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing roster.")
 @click.pass_context
@@ -55,7 +57,8 @@ def _parse_env(
 
 @click.command("add")
 @click.argument("name")
-@click.option("--runtime", "runtime", required=True, metavar="RT", help="Runtime of the agent.")
+@click.option("--runtime", "runtime", required=True, metavar="RT", help="Runtime of the agent.",
+              shell_complete=complete_runtimes)  # fmt: skip
 @click.option("--workdir", metavar="DIR", help="Working directory (~ and $VARS allowed).")
 @click.option("--arg", "args", multiple=True, metavar="A", help="Argument for the runtime.")
 @click.option(
@@ -86,7 +89,7 @@ def add_cmd(
 
 
 @click.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_agents)
 @click.pass_context
 def remove_cmd(ctx: click.Context, name: str) -> None:
     """Remove an agent from the roster, stopping it first if it runs."""

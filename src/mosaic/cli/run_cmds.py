@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING
 import click
 
 from mosaic.cli.common import echo_json, paths_of
+from mosaic.cli.completion import complete_agents
 from mosaic.errors import OperationFailed
 
 if TYPE_CHECKING:
     from mosaic.fleet import Fleet
     from mosaic.tmux.panes import Pane
 
-agent_arg = click.argument("agent", required=False)
+agent_arg = click.argument("agent", required=False, shell_complete=complete_agents)
 
 
 def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
@@ -80,7 +81,7 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 
 
 @click.command("capture")
-@click.argument("agent")
+@click.argument("agent", shell_complete=complete_agents)
 @click.option("-n", "lines", type=click.IntRange(min=1), default=None,
               help="Only the last LINES lines (scrollback included).")  # fmt: skip
 @click.pass_context
@@ -122,7 +123,7 @@ def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
 
 
 @click.command("watch")
-@click.argument("agent")
+@click.argument("agent", shell_complete=complete_agents)
 @click.pass_context
 def watch_cmd(ctx: click.Context, agent: str) -> None:
     """Attach to AGENT read-only: you see it work and cannot type into it."""
@@ -130,7 +131,7 @@ def watch_cmd(ctx: click.Context, agent: str) -> None:
 
 
 @click.command("attach")
-@click.argument("agent")
+@click.argument("agent", shell_complete=complete_agents)
 @click.pass_context
 def attach_cmd(ctx: click.Context, agent: str) -> None:
     """Attach to AGENT interactively (detach with the tmux prefix + d)."""
@@ -138,7 +139,7 @@ def attach_cmd(ctx: click.Context, agent: str) -> None:
 
 
 @click.command("logs")
-@click.argument("agent")
+@click.argument("agent", shell_complete=complete_agents)
 @click.option("-f", "follow", is_flag=True, help="Keep printing new output.")
 @click.option("-n", "lines", type=click.IntRange(min=0), default=100, show_default=True,
               help="Lines of history to print first (0 = all).")  # fmt: skip

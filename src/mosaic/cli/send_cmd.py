@@ -7,6 +7,7 @@ import sys
 import click
 
 from mosaic.cli.common import echo_json, paths_of
+from mosaic.cli.completion import complete_agents
 from mosaic.errors import UsageError
 
 HELP = """Type MESSAGE into each AGENT's input and verify that the agent took it.
@@ -41,7 +42,8 @@ same agent finishes first; sends to one agent never interleave).
 
 
 @click.command("send", help=HELP, short_help="Type a message into agents and verify it.")
-@click.argument("args", nargs=-1, metavar="(AGENT... | --all) (MESSAGE | -)")
+@click.argument("args", nargs=-1, metavar="(AGENT... | --all) (MESSAGE | -)",
+                shell_complete=complete_agents)  # fmt: skip
 @click.option("--all", "all_agents", is_flag=True, help="Send to every agent in the roster.")
 @click.option(
     "--timeout",

@@ -59,11 +59,13 @@ def load_bytes(
         checker = Checker(str(path), "", os.environ if env is None else env, path)
         roster = checker.roster(doc)
         if roster is not None and not checker.problems:
+            rostercache.put_names(str(cache_dir), data, roster)
             return roster
     text = decode(data, path)
     doc, problems = parse(text, path)
     roster = _check(text, doc, problems, path, env)
     rostercache.put_doc(str(cache_dir), data, doc)
+    rostercache.put_names(str(cache_dir), data, roster)
     return roster
 
 

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from mosaic.config.programs import Use
+    from mosaic.config.roster import Roster
 
 DOC_FILE = "roster-cache"
 OUTCOME_FILE = "validate-cache"
+NAMES_FILE = "names-cache"
 FORMAT = 3
 # The modules whose code decides a roster's outcome (this package's), and the YAML parser
 # that read it: editing or upgrading any of them invalidates every entry.
@@ -179,3 +181,31 @@ def put_outcome(
 ) -> None:
     fields = {"roster": roster, "env": dict(env_reads), "agents": agents, "uses": list(uses)}
     _write(cache_dir, OUTCOME_FILE, data, fields)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def names_of(roster: Roster) -> dict[str, list[Any]]:
+    """What shell completion offers for a roster: agents (with their runtime, shown as
+    help), runtime names, host names (none until the roster has hosts)."""
+    return {
+        "agents": [[a.name, a.runtime] for a in roster.agents],
+        "runtimes": sorted(roster.runtimes),
+        "hosts": [],
+    }
+
+
+def get_names(cache_dir: str, data: bytes) -> dict[str, list[Any]] | None:
+    """`names_of` the roster with exactly these bytes, as last loaded, or None."""
+    entry = _read(cache_dir, NAMES_FILE, data)
+    names = None if entry is None else entry.get("names")
+    return names if isinstance(names, dict) else None
+
+
+def put_names(cache_dir: str, data: bytes, roster: Roster) -> None:
+    """Kept by every load of a valid roster (written only when it changed), so a TAB
+    answers from it without the YAML parser or the validator (`cli.quickcomplete`)."""
+    names = names_of(roster)
+    if get_names(cache_dir, data) != names:
+        _write(cache_dir, NAMES_FILE, data, {"names": names})

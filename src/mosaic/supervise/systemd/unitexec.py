@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from mosaic.agents import state
 from mosaic.agents.launch import launch, preflight
+from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState, Desired
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.config.load import load
@@ -105,7 +106,9 @@ def bring_up(ctx: Context, roster: Roster, agent: Agent) -> Pane:
     pane = (list_panes(ctx.tmux) or {}).get(agent.name)
     if pane is None or pane.dead:
         # Restarts are systemd's count; `status` reads it from the unit.
-        state.update(ctx.paths, agent.name, state.armed(agent, time.time()))
+        state.update(
+            ctx.paths, agent.name, state.armed(agent, time.time(), effective(roster, agent))
+        )
     else:
         state.update(
             ctx.paths,

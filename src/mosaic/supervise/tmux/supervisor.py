@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from mosaic.agents import state
 from mosaic.agents.launch import launch, preflight
+from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.config.roster import Agent
@@ -35,7 +36,8 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         if pane is not None and not pane.dead:
             lines.append(f"{agent.name}: already running (pid {pane.pid})")
             continue
-        state.update(fleet.paths, agent.name, state.armed(agent, time.time()))
+        settings = effective(fleet.roster, agent)
+        state.update(fleet.paths, agent.name, state.armed(agent, time.time(), settings))
         new = launch(fleet.tmux, fleet.paths, fleet.roster, agent, pane)
         state.update(fleet.paths, agent.name, _with_pid(new.pid))
         lines.append(f"{agent.name}: started (pid {new.pid})")

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from mosaic.agents.settings import Settings
 from mosaic.agents.state import AgentState, Desired, armed
 from mosaic.config.roster import Agent, RestartPolicy
 from mosaic.supervise.tmux import backoff
@@ -21,9 +22,15 @@ T0 = 1_000_000.0
 QUICK = 0.2  # seconds a crashing runtime lives: well inside backoff.QUICK_RUN_S
 
 
+def start(agent: Agent, at: float) -> AgentState:
+    """What an operator's start records (the settings do not matter to the policy)."""
+    settings = Settings("shell", (), (), (), "~", agent.restart, None)
+    return armed(agent, at, settings)(AgentState())
+
+
 def running(policy: RestartPolicy = RestartPolicy.ON_FAILURE, at: float = T0) -> AgentState:
     """The record right after an operator's start, as the supervisors write it."""
-    return armed(Agent("a1", "shell", restart=policy), at)(AgentState())
+    return start(Agent("a1", "shell", restart=policy), at)
 
 
 def respawned(state: AgentState, at: float) -> AgentState:
@@ -177,7 +184,8 @@ def test_an_exit_with_no_start_time_counts_as_quick() -> None:
 def test_an_operator_start_after_failed_starts_the_backoff_afresh() -> None:
     _, failed = crash_loop(running(), 4, crashes=5)
     assert failed.failed
-    again = armed(Agent("a1", "shell"), T0 + 100)(failed)
+    settings = Settings("shell", (), (), (), "~", RestartPolicy.ON_FAILURE, None)
+    again = armed(Agent("a1", "shell"), T0 + 100, settings)(failed)
     assert not again.failed and again.crash_streak == 0 and again.restarts == 0
     assert again.generation == failed.generation + 1
     delays, _ = crash_loop(again, 4, crashes=2)

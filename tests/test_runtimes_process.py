@@ -43,9 +43,15 @@ def script(tmp: Path, shebang: str) -> Path:
 
 
 def pane_of(tmux: Tmux, name: str, command: str) -> Pane:
+    """The session's pane once tmux shows `command` in front (a prefix ending in `*`)."""
+
     def ready() -> Pane | None:
         pane = (list_panes(tmux) or {}).get(name)
-        return pane if pane is not None and pane.command == command else None
+        if pane is None:
+            return None
+        if command.endswith("*"):
+            return pane if pane.command.startswith(command[:-1]) else None
+        return pane if pane.command == command else None
 
     return wait_until(ready, what=f"{name} showing {command}")
 
@@ -75,10 +81,7 @@ def test_console_scripts_as_installers_write_them(
     env = shutil.which("env") or "/usr/bin/env"
     path = script(tmp_path, sys.executable if shebang == "direct" else f"{env} python3")
     launch(tmux, "ai", [str(path)])
-    pane = wait_until(
-        lambda: (p := (list_panes(tmux) or {}).get("ai")) and p.command.startswith("python") and p,
-        what="aider's interpreter in front",
-    )
+    pane = pane_of(tmux, "ai", "python*")
     assert runtime_alive(pane, AIDER)
     assert runtime_in_front(pane, AIDER)
     # A child in the foreground owns the terminal now: text typed would go there.
@@ -90,9 +93,6 @@ def test_console_scripts_as_installers_write_them(
 
 def test_another_python_program_is_not_aider(tmux: Tmux) -> None:
     launch(tmux, "py", [sys.executable, "-c", "import time; time.sleep(30)"])
-    pane = wait_until(
-        lambda: (p := (list_panes(tmux) or {}).get("py")) and p.command.startswith("python") and p,
-        what="python in front",
-    )
+    pane = pane_of(tmux, "py", "python*")
     assert not runtime_alive(pane, AIDER)
     assert not runtime_in_front(pane, AIDER)

@@ -32,6 +32,7 @@ FLEET_COMMANDS: dict[str, str] = {
     "watch": "mosaic.cli.run_cmds:watch_cmd",
     "attach": "mosaic.cli.run_cmds:attach_cmd",
     "logs": "mosaic.cli.run_cmds:logs_cmd",
+    "runtimes": "mosaic.cli.runtimes_cmd:runtimes_cmd",
 }
 
 

@@ -8,9 +8,9 @@ Why it is built this way (facts measured on the real TUIs, docs/runtimes.md):
   message is one message; `-d` deletes the uniquely named buffer, so nothing lingers.
 * The submit key waits out the runtime's paste window (a TUI folds an Enter that follows a
   paste too quickly into the paste), and at least half of it after the paste shows in the
-  input; then only *screen evidence* counts: the message
-  left the input, the runtime went busy or asked for approval, or it shows its own queued
-  sign. "The screen changed" is not evidence (spinners repaint around a stuck input).
+  input; then only *screen evidence* counts: the message left the input, the runtime went
+  busy or asked for approval, or it shows its own queued sign. "The screen changed" is not
+  evidence (spinners repaint around a stuck input).
 * A message still in the input after a grace period gets the submit key again — the text
   is never typed twice — with at most `MAX_RETRY_GAP_S` between presses.
 * Nothing is typed into a screen that waits for the operator (an approval dialog would take

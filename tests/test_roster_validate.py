@@ -11,7 +11,12 @@ import pytest
 
 from mosaic.config import load as roster
 from mosaic.config import presets, programs
-from mosaic.config.roster import effective_socket, effective_supervisor, program_uses
+from mosaic.config.roster import (
+    PROFILES,
+    effective_socket,
+    effective_supervisor,
+    program_uses,
+)
 from mosaic.errors import ConfigError, RosterError
 
 F = "/r/roster.yaml"
@@ -323,7 +328,7 @@ def test_load_of_missing_file_suggests_init(tmp_path: Path) -> None:
         roster.load(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("profile", ["generic", "codex", "claude", "gemini"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_custom_runtime_may_pick_any_screen_profile(profile: str) -> None:
     text = (
         "version: 1\nagents:\n  - name: a\n    runtime: mine\n"
@@ -332,6 +337,6 @@ def test_custom_runtime_may_pick_any_screen_profile(profile: str) -> None:
     loaded = roster.loads(text, Path(F), env={})
     assert loaded.runtimes["mine"].profile == profile
     assert problems(text.replace(f"profile: {profile}", "profile: gemeni")) == [
-        f"{F}:8:14: invalid profile 'gemeni': expected one of generic, codex, claude, "
-        "gemini (did you mean 'gemini'?)"
+        f"{F}:8:14: invalid profile 'gemeni': expected one of {', '.join(PROFILES)} "
+        "(did you mean 'gemini'?)"
     ]

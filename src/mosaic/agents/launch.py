@@ -41,19 +41,42 @@ def preflight(roster: Roster, agents: list[Agent]) -> None:
         workdir = workdir_of(agent)
         if not workdir.is_dir():
             problems.append(f"agent {agent.name}: workdir {workdir} does not exist")
-        if resolve_program(runtime, agent) is None:
+        program = resolve_program(runtime, agent)
+        if program is None:
             problems.append(
                 f"agent {agent.name}: program {runtime.program!r} of runtime "
                 f"{runtime.name!r} not found on PATH"
+            )
+        elif agent.env and "=" in program:
+            # env(1) would read it as one more NAME=VALUE (see argv_of).
+            problems.append(
+                f"agent {agent.name}: program path {program!r} contains '=', which cannot "
+                "be run with the agent's env: move or link it to a path without '='"
             )
     if problems:
         raise ConfigError("\n".join(problems))
 
 
+ENV_PROGRAM = "env"
+ENV_SEARCH = "/usr/bin:/bin"
+
+
 def argv_of(roster: Roster, agent: Agent) -> list[str]:
+    """The pane's command line: the runtime's, behind env(1) when the agent sets variables.
+
+    tmux builds a new pane's environment from the session's (`-e`), then overwrites PATH with
+    the PATH of the tmux client that asked for the pane (the `mosaic` process, or the hook
+    that respawns it) and TERM, SHELL, TMUX, TMUX_PANE with its own; so every roster `env`
+    key is also set by env(1), which then execs the runtime in the same process (pane_pid
+    stays the runtime's pid) and survives any respawn of the pane.
+    """
     runtime = roster.runtime_for(agent)
     program = resolve_program(runtime, agent) or runtime.program
-    return [program, *runtime.command[1:], *agent.args]
+    argv = [program, *runtime.command[1:], *agent.args]
+    if not agent.env:
+        return argv
+    env = programs.find(ENV_PROGRAM, ENV_SEARCH) or ENV_PROGRAM
+    return [env, *(f"{key}={value}" for key, value in agent.env), *argv]
 
 
 def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | None) -> Pane:

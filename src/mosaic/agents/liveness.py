@@ -35,8 +35,26 @@ def runtime_alive(pane: Pane, runtime: Runtime) -> bool:
         return False
     if pane.command in runtime.processes:
         return True
-    info = procs.info(pane.pid)
-    return info is not None and info.comm in runtime.processes
+    return not procs.names(pane.pid).isdisjoint(runtime.processes)
+
+
+def runtime_in_front(pane: Pane, runtime: Runtime) -> bool:
+    """The runtime itself owns the pane's terminal, so typed text goes to it (not to a child
+    a shell runs in the foreground).
+
+    tmux's pane_current_command is argv[0] of the foreground process: for a program run by
+    an interpreter (aider: `python3.11`) that names the interpreter, whose version varies, so
+    then the foreground process's own names decide (`procs.names`). Other commands cost no
+    /proc read, which keeps `status` of a large fleet cheap.
+    """
+    if pane.dead:
+        return False
+    if pane.command in runtime.processes:
+        return True
+    if not procs.is_interpreter(pane.command):
+        return False
+    leader = procs.foreground(pane.pid)
+    return leader is not None and not procs.names(leader).isdisjoint(runtime.processes)
 
 
 def pane_state(

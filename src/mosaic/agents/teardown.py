@@ -13,6 +13,8 @@ from mosaic.errors import OperationFailed, TmuxError
 from mosaic.tmux.client import Tmux
 from mosaic.tmux.panes import Pane
 
+REPEAT_KEY_GAP_S = 0.2
+
 
 def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> None:
     """Stop the pane's whole process tree: quit keys, SIGTERM, SIGKILL; confirm it is gone."""
@@ -21,8 +23,15 @@ def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> N
     members = procs.tree(pane.pid)
     if runtime.quit_keys and procs.alive(pane.pid):
         try:
+            previous = None
             for key in runtime.quit_keys:
+                # A repeated key confirms the first ("press Ctrl+C again to exit"), which a
+                # TUI counts only once it has handled the first: give it that time, and stop
+                # pressing once the runtime is gone.
+                if key == previous and not procs.wait_gone([pane.pid], REPEAT_KEY_GAP_S):
+                    break
                 tmux.run("send-keys", "-t", pane.id, key)
+                previous = key
             procs.wait_gone([pane.pid], 1.5)
         except TmuxError:
             pass

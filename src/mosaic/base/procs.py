@@ -129,3 +129,48 @@ def terminate(pids: list[int], grace: float = 3.0, kill_wait: float = 2.0) -> li
         signal_all(left, signal.SIGKILL)
         left = wait_gone(left, kill_wait)
     return left
+
+
+# Interpreters that run a program's script: their process is named after the script
+# (argv[1]) as far as "which program is this" goes.
+_INTERPRETER_PREFIXES = ("python", "node", "bun", "deno", "ruby", "perl")
+
+
+def is_interpreter(name: str) -> bool:
+    return name.startswith(_INTERPRETER_PREFIXES)
+
+
+def argv(pid: int) -> list[str]:
+    """The process's command line ([] when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [part.decode("utf-8", errors="replace") for part in raw.split(b"\0") if part]
+
+
+def names(pid: int) -> set[str]:
+    """What a process is called: its comm (a script run through its shebang is named after
+    the script: aider's venv console script is `aider`, though tmux shows `python3.11`), its
+    argv[0], and, when argv[0] is an interpreter, the script it runs (argv[1])."""
+    found: set[str] = set()
+    p = info(pid)
+    if p is not None:
+        found.add(p.comm)
+    args = argv(pid)
+    if args:
+        found.add(os.path.basename(args[0]))
+        if len(args) > 1 and is_interpreter(os.path.basename(args[0])):
+            found.add(os.path.basename(args[1]))
+    return found
+
+
+def foreground(pid: int) -> int | None:
+    """The foreground process group of the terminal `pid` runs on (tpgid), or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    fields = raw.rpartition(")")[2].split()
+    tpgid = int(fields[5]) if len(fields) > 5 else -1
+    return tpgid if tpgid > 0 else None

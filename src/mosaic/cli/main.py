@@ -33,6 +33,7 @@ FLEET_COMMANDS: dict[str, str] = {
     "attach": "mosaic.cli.run_cmds:attach_cmd",
     "logs": "mosaic.cli.run_cmds:logs_cmd",
     "apply": "mosaic.cli.apply_cmd:apply_cmd",
+    "runtimes": "mosaic.cli.runtimes_cmd:runtimes_cmd",
 }
 
 

@@ -46,7 +46,7 @@ class Supervisor(StrEnum):
 RESTART_POLICIES = tuple(str(p) for p in RestartPolicy)
 SUPERVISORS = tuple(str(s) for s in Supervisor)
 TRANSPORTS = ("tmux",)
-PROFILES = ("generic", "codex", "claude", "gemini")
+PROFILES = ("generic", "codex", "claude", "gemini", "opencode", "aider")
 DEFAULT_SOCKET = "mosaic"
 SUPPORTED_VERSION = 1
 

@@ -1,8 +1,11 @@
 """The runtime registry: how to launch each agent CLI and how to read its screen.
 
 A `Runtime` is pure data. Screen signatures are regexes searched line by line (re.MULTILINE)
-over the visible pane; `screen.py` interprets them. Custom runtimes from the roster's
-`runtimes:` section produce the same type, so everything downstream treats them alike.
+in the live regions of the visible pane that the runtime's profile finds (screen/profiles/);
+screen/classify.py applies them. A built-in's profile is a claim about one program's screens,
+so it names the version it was verified on (`verified`, docs/runtimes.md). Custom runtimes
+from the roster's `runtimes:` section produce the same type, so everything downstream treats
+them alike.
 """
 
 from __future__ import annotations
@@ -25,13 +28,22 @@ class Runtime:
     approval: str | None = None
     # The runtime's own sign that a message sent while busy was queued (Claude Code).
     queued: str | None = None
-    # Which input-region parser to use: "codex", "claude" or "generic" (the cursor line).
+    # Which screen reader to use (screen/profiles/): "codex", "claude", "gemini",
+    # "opencode", "aider" or "generic" (the cursor line).
     profile: str = "generic"
     submit_key: str = "Enter"
     # Keys that ask the runtime to quit gracefully before signals are used.
     quit_keys: tuple[str, ...] = ()
-    # Wait after a paste before the submit key, so the TUI does not fold Enter into the paste.
+    # Wait after a paste before the submit key, so the TUI does not fold Enter into the paste
+    # (counted from when the pasted text shows in the input, when it does).
     paste_window_ms: int = 150
+    # tmux key names (send-keys) that answer the runtime's approval dialog: allow once / deny.
+    approve_keys: tuple[str, ...] = ()
+    deny_keys: tuple[str, ...] = ()
+    # How long a new activity must hold before the watcher reports it (a spinner frame not).
+    debounce_ms: int = 500
+    # The program and version whose real screens this profile was verified on ("" if none).
+    verified: str = ""
     builtin: bool = False
     # The command is chosen from the environment at load time ($SHELL and whether it is
     # installed), so nothing derived from it may be cached against the roster text alone.
@@ -70,8 +82,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
         "codex": Runtime(
             name="codex",
             command=("codex",),
+            verified="Codex CLI 0.171.0",
             processes=("codex", *node),
-            # Signatures are matched only in the live region screen.py finds (the block
+            # Signatures are matched only in the live region its profile finds (the block
             # above the `›` input and the footer), never in the conversation or the input.
             ready=r"^[›»] |\? for shortcuts|\d+% context left",
             # Column 0 bullet: the footer (which repeats the last message) is indented.
@@ -88,6 +101,7 @@ def builtin_runtimes() -> dict[str, Runtime]:
         "claude": Runtime(
             name="claude",
             command=("claude",),
+            verified="Claude Code 2.1.332",
             processes=("claude", *node),
             # The input prompt is `❯` + no-break space; prompts in the scrollback use a space.
             ready=r"^❯\u00a0",
@@ -107,33 +121,65 @@ def builtin_runtimes() -> dict[str, Runtime]:
         "gemini": Runtime(
             name="gemini",
             command=("gemini",),
+            verified="Gemini CLI 0.61.0",
+            # The npm entry is a node script (tmux shows `node`); it re-spawns itself as a
+            # child node process unless GEMINI_CLI_NO_RELAUNCH=true.
             processes=("gemini", *node),
-            ready=r"Type your message",
-            busy=r"esc to cancel",
-            approval=r"Waiting for user confirmation|Allow execution",
-            # Input is the `│ > …│` line of the bordered box (unverified on a real screen;
-            # falls back to the generic cursor rule when no such box is drawn).
+            ready=r"Type your message|\? for shortcuts",
+            # Braille spinner in column 1, right above the input's rule.
+            busy=r"^ ?[\u2800-\u28ff] .*\besc to cancel\b",
+            # Only read in the bottom block a dialog draws when it replaces the input: the
+            # tool approval (`Allow execution of [Shell]?`, `● 1. Allow once`), and any
+            # rounded dialog with a selected radio button (first-run trust, theme, auth).
+            approval=(
+                r"Allow execution of|Waiting for user confirmation|Apply this change\?|"
+                r"^│ *● \d+\. |Do you trust this folder|How would you like to authenticate"
+            ),
+            queued=r"^\s*Queued \(press ↑ to edit\)",
             profile="gemini",
-            quit_keys=("C-c", "C-c"),
+            # Ctrl+C clears a non-empty input, then asks "Press Ctrl+C again to exit".
+            quit_keys=("C-c", "C-c", "C-c"),
+            # An Enter folded into a paste: seen at 200 ms once in 10; never at 300 ms.
+            paste_window_ms=300,
+            approve_keys=("1",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "opencode": Runtime(
             name="opencode",
             command=("opencode",),
+            verified="opencode 1.18.33",
+            # The npm bin is a hard link to the native binary; older packages ran it as
+            # `.opencode` under a node wrapper.
             processes=("opencode", ".opencode", *node),
-            ready=r"Ask anything",
-            busy=r"esc interrupt",
-            quit_keys=("C-c",),
+            ready=r"ctrl\+p commands",
+            busy=r"\besc interrupt\b",
+            approval=r"△ Permission required|Allow once\s+Allow always\s+Reject",
+            # Three spaces after the bar: a message's own text starts two after it.
+            queued=r"┃   QUEUED(?:\s|$)",
+            profile="opencode",
+            # Ctrl+C clears a non-empty box; on an empty one Ctrl+C exits.
+            quit_keys=("C-c", "C-c"),
+            approve_keys=("Enter",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "aider": Runtime(
             name="aider",
             command=("aider",),
-            processes=("aider", *_python_names()),
-            ready=r"^[\w-]*> ",
+            verified="aider 0.86.2",
+            # tmux shows the venv's interpreter (`python3.11`); the process itself is named
+            # after its script (comm `aider`, or argv[1] under an `env python3` shebang).
+            processes=("aider",),
+            ready=r"^[\w-]*>(?: |$)",
+            busy=r"\bWaiting for \S",
             # Only an unanswered question: answered ones (`[Yes]: y`) stay in the scrollback.
-            approval=r"\(Y\)es/\(N\)o.*:\s*$",
-            quit_keys=("C-d",),
+            approval=r"\([YND]\)[^\n]*\[(?:Yes|No)\]:\s*$",
+            profile="aider",
+            # Two Ctrl+C within 2 s exit in any state; Ctrl+D only on an empty prompt.
+            quit_keys=("C-c", "C-c"),
+            approve_keys=("y", "Enter"),
+            deny_keys=("n", "Enter"),
             builtin=True,
         ),
         "shell": Runtime(
@@ -148,6 +194,7 @@ def builtin_runtimes() -> dict[str, Runtime]:
         "demo": Runtime(
             name="demo",
             command=(sys.executable, "-m", "mosaic.demo_agent"),
+            verified="mosaic demo agent (bundled)",
             processes=_python_names(),
             # Kept in sync with what demo_agent.py draws (PROMPT, CONTINUATION, busy line,
             # approval question); all anchored at column 0, where message text never is.

@@ -7,9 +7,10 @@ Why it is built this way (facts measured on the real TUIs, docs/runtimes.md):
   and readline turns a typed tab into completion. `-r` keeps line feeds, so a multi-line
   message is one message; `-d` deletes the uniquely named buffer, so nothing lingers.
 * The submit key waits out the runtime's paste window (a TUI folds an Enter that follows a
-  paste too quickly into the paste), and then only *screen evidence* counts: the message
-  left the input, the runtime went busy or asked for approval, or it shows its own queued
-  sign. "The screen changed" is not evidence (spinners repaint around a stuck input).
+  paste too quickly into the paste), and at least half of it after the paste shows in the
+  input; then only *screen evidence* counts: the message left the input, the runtime went
+  busy or asked for approval, or it shows its own queued sign. "The screen changed" is not
+  evidence (spinners repaint around a stuck input).
 * A message still in the input after a grace period gets the submit key again — the text
   is never typed twice — with at most `MAX_RETRY_GAP_S` between presses.
 * Nothing is typed into a screen that waits for the operator (an approval dialog would take
@@ -134,13 +135,21 @@ class _Delivery:
         paste(self.tmux, self.t.pane.id, self.data)
         pasted_at = self.clock()
         window = max(rt.paste_window_ms / 1000, MIN_PASTE_WINDOW_S)
-        time.sleep(max(0.0, min(window, self._remaining())))
         if not self.verify:
+            time.sleep(max(0.0, min(window, self._remaining())))
             self._submit()
             return self.result(Outcome.UNVERIFIED)
-        seen, occupied = self._wait_seen(pasted_at + window + SEEN_WAIT_S)
+        seen, occupied, shown_at = self._wait_seen(pasted_at + window + SEEN_WAIT_S)
+        # A TUI folds an Enter into a paste for a while after it has *handled* the paste,
+        # which on a loaded machine is well after we sent it; the paste showing in the input
+        # proves it was handled, so half the window must also have passed since then
+        # (docs/runtimes.md, "The paste window").
+        self._sleep_until(max(pasted_at + window, shown_at + window / 2))
         self._submit()
         return self._verify(seen, occupied, before.activity is Activity.BUSY)
+
+    def _sleep_until(self, when: float) -> None:
+        time.sleep(max(0.0, min(when - self.clock(), self._remaining())))
 
     def _ready_view(self) -> View | Result:
         """Re-read the pane under the lock: alive, runtime in front, no copy mode, no dialog."""
@@ -182,18 +191,18 @@ class _Delivery:
                 return self.result(Outcome.NOT_RUNNING, ["(the agent exited)"])
             view = again
 
-    def _wait_seen(self, until: float) -> tuple[bool, bool]:
-        """Whether the pasted text shows in the input before the submit key is pressed, and
+    def _wait_seen(self, until: float) -> tuple[bool, bool, float]:
+        """Whether the pasted text shows in the input before the submit key is pressed,
         whether the input holds anything at all then (it may be unreadable: readline draws
-        a buffer taller than the screen as garbage)."""
+        a buffer taller than the screen as garbage), and when it was seen (0.0: never)."""
         until = min(until, self.deadline)
         while True:
             view = observe(self.tmux, self.t.pane)
             if view is not None and message_in_input(self.t.runtime, view.screen, self.message):
-                return True, True
+                return True, True, self.clock()
             if view is None or view.pane.dead or self.clock() >= until:
                 occupied = view is not None and bool(input_text(self.t.runtime, view.screen))
-                return False, occupied
+                return False, occupied, 0.0
             time.sleep(0.02)
 
     def _verify(self, seen: bool, occupied: bool, busy_before: bool) -> Result:

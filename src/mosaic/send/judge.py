@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mosaic.agents.liveness import runtime_in_front
 from mosaic.config.runtimes import Runtime
 from mosaic.screen.classify import Activity, Classification, InputCheck
 from mosaic.tmux.panes import Pane
@@ -93,8 +94,8 @@ def retry_gap(attempts: int) -> float:
 
 def foreground(pane: Pane, runtime: Runtime) -> bool:
     """The runtime itself owns the terminal, so typed text goes to it (not to a child a
-    shell runs in the foreground)."""
-    return not pane.dead and pane.command in runtime.processes
+    shell runs in the foreground); see `liveness.runtime_in_front`."""
+    return runtime_in_front(pane, runtime)
 
 
 def unique(lines: Sequence[str]) -> tuple[str, ...]:

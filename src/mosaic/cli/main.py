@@ -32,6 +32,8 @@ FLEET_COMMANDS: dict[str, str] = {
     "watch": "mosaic.cli.run_cmds:watch_cmd",
     "attach": "mosaic.cli.run_cmds:attach_cmd",
     "logs": "mosaic.cli.run_cmds:logs_cmd",
+    "events": "mosaic.cli.events_cmd:events_cmd",
+    "approve": "mosaic.cli.approve_cmd:approve_cmd",
 }
 
 

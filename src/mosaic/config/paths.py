@@ -79,6 +79,17 @@ class Paths:
         return self.run / "hooks.err"
 
     @property
+    def watcher_heartbeat(self) -> Path:
+        """The watcher's pid (content) and last tick (mtime): `status` reads it, never the
+        watcher itself."""
+        return self.run / "watcher.beat"
+
+    @property
+    def watcher_lock(self) -> Path:
+        """Held by the running watcher: one per fleet, whatever started it."""
+        return self.run / "watcher.lock"
+
+    @property
     def web_token(self) -> Path:
         return self.run / "web.token"
 

@@ -32,6 +32,13 @@ class Runtime:
     quit_keys: tuple[str, ...] = ()
     # Wait after a paste before the submit key, so the TUI does not fold Enter into the paste.
     paste_window_ms: int = 150
+    # Keys (tmux key names) that answer the runtime's approval dialog: approve ONCE (never
+    # "always"), or refuse. Used only when the screen is classified awaiting_approval.
+    approve_keys: tuple[str, ...] = ()
+    deny_keys: tuple[str, ...] = ()
+    # How long a new activity must hold before the watcher reports it, so that one spinner
+    # frame is not a turn.
+    debounce_ms: int = 500
     builtin: bool = False
     # The command is chosen from the environment at load time ($SHELL and whether it is
     # installed), so nothing derived from it may be cached against the roster text alone.
@@ -83,6 +90,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             ),
             profile="codex",
             quit_keys=("C-c", "C-c"),
+            # `› 1. Yes, proceed (y)`; `p` would be "don't ask again". Esc cancels.
+            approve_keys=("y",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "claude": Runtime(
@@ -102,6 +112,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             queued=r"⎿\s+Queued\b|Press up to edit queued messages",
             profile="claude",
             quit_keys=("C-c", "C-c"),
+            # `❯ 1. Yes` is the allow-once choice (2 and 3 allow more); Esc cancels.
+            approve_keys=("1",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "gemini": Runtime(
@@ -156,6 +169,8 @@ def builtin_runtimes() -> dict[str, Runtime]:
             busy=r"^[|/\\-] thinking",
             approval=r"^Allow\? \(y/n\)",
             quit_keys=("C-c", "C-d"),
+            approve_keys=("y",),
+            deny_keys=("n",),
             builtin=True,
         ),
     }

@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -95,6 +96,14 @@ def events_cmd(
     )
     if not follow and not paths.db.exists():
         return
+    stopping: list[int] = []
+    if follow:
+        # From the start: an interrupt that comes while the history prints ends as cleanly.
+        def stop(signum: int, frame: FrameType | None) -> None:
+            stopping.append(signum)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
     out = sys.stdout
     try:
         with db.opened(paths.db) as conn:
@@ -107,8 +116,8 @@ def events_cmd(
                 out.write("\n".join(lines) + "\n")
             out.flush()
             if follow:
-                _follow(conn, events.Query(max(top, after), query.since_ts, query.types, agent),
-                        as_json)  # fmt: skip
+                new = events.Query(max(top, after), query.since_ts, query.types, agent)
+                _follow(conn, new, as_json, lambda: bool(stopping))
     except BrokenPipeError:
         # The reader went away (`| head`): not an error. Keep the interpreter's own final
         # flush from failing on the closed pipe.
@@ -116,23 +125,17 @@ def events_cmd(
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def _follow(conn: sqlite3.Connection, query: Query, as_json: bool) -> None:
+def _follow(
+    conn: sqlite3.Connection, query: Query, as_json: bool, stopped: Callable[[], bool]
+) -> None:
     from mosaic.store import events
-
-    stopping: list[int] = []
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
 
     def read(c: sqlite3.Connection, q: Query, upto: int) -> list[str]:
         if as_json:
             return [line for _, line in events.json_lines(c, q, upto)]
         return [human(e) for e in events.since(c, q, upto)]
 
-    for batch in events.follow(conn, query, lambda: bool(stopping), read):
+    for batch in events.follow(conn, query, stopped, read):
         for line in batch:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()

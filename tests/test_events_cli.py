@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from helpers import MOSAIC, wait_until
 from mosaic.cli.events_cmd import parse_since
 from mosaic.config.eventtypes import EventType
 from mosaic.errors import UsageError
+from mosaic.store import db as store_db
 from mosaic.store import events as store
 from watchkit import events, wait_event, watcher_running
 
@@ -33,7 +35,7 @@ def test_since_parsing() -> None:
 def _seed(env: dict[str, str]) -> None:
     db = Path(env["MOSAIC_HOME"]) / "fleet" / "fleet.db"
     now = time.time()
-    with store.db.opened(db) as conn, store.db.write(conn):
+    with store_db.opened(db) as conn, store_db.write(conn):
         store.append(conn, [store.draft("d1", EventType.BUSY)], now=now - 3 * 3600)
         store.append(conn, [store.draft("d1", EventType.IDLE, busy_s=2.0)], now=now - 60)
         store.append(conn, [store.draft(None, EventType.WATCHER_STARTED, pid=7)], now=now)
@@ -103,8 +105,11 @@ def test_follow_across_sigkilled_watchers_misses_and_repeats_nothing(
         ok(env, "send", "d1", f"round {round_}")
         wait_event(env, "busy", "d1", after=mark)
         os.kill(w["pid"], signal.SIGKILL)  # mid-turn: the idle comes to the next watcher
-        w = wait_until(lambda: (x := watcher_running(env)) and x["pid"] not in pids and x,
-                       timeout=20, what="watcher back")  # fmt: skip
+        def back() -> dict[str, object] | None:
+            x = watcher_running(env)
+            return x if x is not None and x["pid"] not in pids else None
+
+        w = wait_until(back, timeout=20, what="watcher back")
         pids.add(w["pid"])
         wait_event(env, "idle", "d1", after=mark)
     everything = events(env)
@@ -121,3 +126,39 @@ def test_follow_across_sigkilled_watchers_misses_and_repeats_nothing(
     d1 = [e["type"] for e in followed if e["agent"] == "d1" and e["type"] in ("busy", "idle")]
     assert d1 == ["busy", "idle"] * 3
     ok(env, "stop")
+
+
+CLICK = [sys.executable, "-c",
+         "import sys; from mosaic.cli.main import main; sys.exit(main(sys.argv[1:]))"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "--json"],
+        ["events", "--json", "--type", "idle", "--type", "busy"],
+        ["events", "--since", "1", "--json"],
+        ["events", "--json", "--since", "2h"],
+        ["events", "--json", "--type", "nope"],
+        ["events", "--json", "--since", "soon"],
+    ],
+)
+def test_the_quick_json_path_answers_as_click_does(
+    fleet_env: dict[str, str], args: list[str]
+) -> None:
+    """`events --json` skips click when it can; output and exit status are the same."""
+    write_roster(fleet_env, "version: 1\nagents:\n  - name: d1\n    runtime: demo\n")
+    _seed(fleet_env)
+    argv = ["fleet", "--mosaic-home", fleet_env["MOSAIC_HOME"], *args]
+    quick = subprocess.run([*MOSAIC, *argv], env=fleet_env, capture_output=True, timeout=30)
+    slow = subprocess.run([*CLICK, *argv], env=fleet_env, capture_output=True, timeout=30)
+    assert (quick.returncode, quick.stdout, quick.stderr) == (
+        slow.returncode, slow.stdout, slow.stderr
+    )
+
+
+def test_the_quick_path_knows_every_event_type() -> None:
+    from mosaic.cli import quickevents
+    from mosaic.config.eventtypes import NAMES
+
+    assert quickevents.TYPES == NAMES

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,11 @@ def test_many_writers_and_followers_see_every_event_once(
     def lines(out: Path) -> list[dict[str, object]]:
         return [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
 
+    def complete(out: Path) -> bool:
+        return len(lines(out)) >= total
+
     for out in outs:
-        wait_until(lambda out=out: len(lines(out)) >= total, timeout=30, what=f"{out} complete")
+        wait_until(partial(complete, out), timeout=30, what=f"{out} complete")
     for r in readers:
         r.terminate()
     for r, out in zip(readers, outs, strict=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from functools import partial
 from pathlib import Path
 
 from fleetkit import agent, ok, status, write_roster
@@ -138,8 +139,8 @@ def test_ticks_that_find_nothing_changed_capture_nothing(
         f"  - name: a{i}\n    runtime: demo\n" for i in range(5)))  # fmt: skip
     ok(env, "start")
     wait_until(lambda: watcher_running(env), what="watcher running")
-    for i in range(5):
-        wait_until(lambda i=i: idle(env, f"a{i}"), what=f"a{i} idle")
+    for name in [f"a{i}" for i in range(5)]:
+        wait_until(partial(idle, env, name), what=f"{name} idle")
     beat = Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "watcher.beat"
 
     def captures() -> int:
@@ -148,8 +149,12 @@ def test_ticks_that_find_nothing_changed_capture_nothing(
     def ticks(n: int) -> None:
         """Wait until the watcher has ticked `n` more times (its heartbeat moves each tick)."""
         seen = {beat.stat().st_mtime_ns}
-        wait_until(lambda: seen.add(beat.stat().st_mtime_ns) or len(seen) > n, interval=0.02,
-                   what=f"{n} ticks")  # fmt: skip
+
+        def moved() -> bool:
+            seen.add(beat.stat().st_mtime_ns)
+            return len(seen) > n
+
+        wait_until(moved, interval=0.02, what=f"{n} ticks")
 
     ticks(15)  # > 2 s of ticks: the last output of every pane is well in the past
     before = captures()

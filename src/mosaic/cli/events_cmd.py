@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -36,20 +35,16 @@ nothing. --json prints one JSON object per line (JSON Lines), flushed as written
 {"seq", "ts", "agent", "type", ...the type's fields}.
 """
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(?:\d+[smhd])+")
-
-
 def parse_since(text: str | None, now: float) -> tuple[int, float | None]:
     """(after seq, since time) from `--since`: a seq or a duration like 10m, 2h, 1h30m."""
+    from mosaic.store.eventlines import since_arg
+
     if text is None:
         return 0, None
-    if text.isdigit():
-        return int(text), None
-    if _DURATION.fullmatch(text):
-        seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhd])", text))
-        return 0, now - seconds
-    raise UsageError(f"--since {text!r}: give a seq (1234) or a duration (30s, 10m, 2h, 1d)")
+    parsed = since_arg(text, now)
+    if parsed is None:
+        raise UsageError(f"--since {text!r}: give a seq (1234) or a duration (30s, 10m, 2h, 1d)")
+    return parsed
 
 
 def human(event: Event) -> str:

@@ -36,7 +36,7 @@ class Paths:
     @property
     def db(self) -> Path:
         """The fleet database: events and the outbox (SQLite, WAL)."""
-        return self.fleet / "fleet.db"
+        return Path(locate.db_file(str(self.home)))
 
     @property
     def restart_lock(self) -> Path:

@@ -23,13 +23,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mosaic.config.eventtypes import FIELDS, EventType
 from mosaic.errors import OperationFailed
-from mosaic.store import db
+from mosaic.store import db, eventlines
+from mosaic.store.eventlines import iso
 
 KEEP_S = 7 * 24 * 3600.0
 FLOOR = 10_000
@@ -37,10 +37,7 @@ CAP = 100_000
 FOLLOW_POLL_S = 0.1
 
 
-def iso(t: float) -> str:
-    """ISO 8601 UTC with milliseconds; fixed width, so text order is time order."""
-    stamp = datetime.fromtimestamp(t, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+__all__ = ["iso"]
 
 
 @dataclass(frozen=True)
@@ -152,21 +149,7 @@ class Query:
     agent: str | None = None
 
     def where(self, upto: int | None = None) -> tuple[str, list[Any]]:
-        clauses = ["seq > ?"]
-        args: list[Any] = [self.after]
-        if upto is not None:
-            clauses.append("seq <= ?")
-            args.append(upto)
-        if self.since_ts is not None:
-            clauses.append("ts >= ?")
-            args.append(self.since_ts)
-        if self.types:
-            clauses.append(f"type IN ({', '.join('?' * len(self.types))})")
-            args += list(self.types)
-        if self.agent is not None:
-            clauses.append("agent = ?")
-            args.append(self.agent)
-        return " AND ".join(clauses), args
+        return eventlines.where(self.after, self.since_ts, self.types, self.agent, upto)
 
 
 def last_seq(conn: sqlite3.Connection) -> int:
@@ -194,24 +177,14 @@ def _event(row: tuple[Any, ...]) -> Event:
     return Event(int(seq), str(ts), agent, str(type_), fields if isinstance(fields, dict) else {})
 
 
-# The JSON line of an event, built by SQLite: {"seq":…,"ts":…,"agent":…,"type":…,<fields>}.
-_LINE_SQL = (
-    """'{"seq":' || seq || ',"ts":' || json_quote(ts) || ',"agent":' || """
-    """CASE WHEN agent IS NULL THEN 'null' ELSE json_quote(agent) END || """
-    """',"type":' || json_quote(type) || """
-    """CASE WHEN data = '{}' THEN '}' ELSE ',' || substr(data, 2) END"""
-)
-
-
 def json_lines(
     conn: sqlite3.Connection, query: Query, upto: int | None = None
 ) -> list[tuple[int, str]]:
-    """(seq, JSON line) of each matching event, oldest first, without a Python round trip
-    through `json` per event."""
+    """(seq, JSON line) of each matching event, oldest first, assembled by SQLite (no
+    Python round trip through `json` per event)."""
     where, args = query.where(upto)
-    sql = f"SELECT seq, {_LINE_SQL} FROM events WHERE {where} ORDER BY seq"  # noqa: S608
     try:
-        return [(int(s), str(line)) for s, line in conn.execute(sql, args)]
+        return eventlines.lines(conn, where, args)
     except sqlite3.OperationalError as exc:
         if "json_quote" not in str(exc):
             raise

@@ -10,8 +10,13 @@ only the answers to its commands.
 Only fixed command text written in this module's callers is sent (formats, no names), so
 nothing from outside can reach tmux's command parser here. Replies are framed by tmux as
 `%begin T N F` … `%end T N F` (or `%error`); notifications, which tmux never puts inside a
-block, are skipped. The server is never started from here: `new-session` runs only after the
-server answered, because a server forked by the watcher would live in the watcher's cgroup.
+block, are skipped.
+
+The server is never started from here: the client only ever runs `attach-session`, which
+cannot start one (`new-session` would, and a server forked by a watcher that is being
+stopped together with the fleet would outlive it and take the socket from the next start).
+Where the session may be missing (a watcher not running inside it), an `anchor` command
+creates it, only while the server answers.
 """
 
 from __future__ import annotations
@@ -32,21 +37,25 @@ class ControlError(Exception):
 
 
 class ControlClient:
-    def __init__(self, tmux: Tmux, session: str, anchor: Sequence[str]) -> None:
+    def __init__(self, tmux: Tmux, session: str, anchor: Sequence[str] | None) -> None:
         """`anchor`: the command of `session` if it has to be created (it only holds the
-        session open for the client)."""
+        session open for the client); None: never create it."""
         self.tmux = tmux
         self.session = session
-        self.anchor = list(anchor)
+        self.anchor = list(anchor) if anchor is not None else None
         self.proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
 
     def open(self) -> None:
         if not self.tmux.server_running():
             raise ControlError("the tmux server is not running")
-        argv = self.tmux.argv(
-            "-C", "new-session", "-A", "-s", self.session, "--", *self.anchor
-        )
+        target = "=" + self.session
+        if self.anchor is not None:
+            known = self.tmux.run("has-session", "-t", target, check=False)
+            if known.returncode != 0 and self.tmux.server_running():
+                self.tmux.run("new-session", "-d", "-s", self.session, "--", *self.anchor,
+                              check=False)  # fmt: skip
+        argv = self.tmux.argv("-C", "attach-session", "-t", target)
         env = dict(os.environ if self.tmux.env is None else self.tmux.env)
         env.pop("TMUX", None)
         self.proc = subprocess.Popen(
@@ -55,7 +64,7 @@ class ControlClient:
         )  # fmt: skip
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
-        self._block()  # the reply to new-session itself
+        self._block()  # the reply to attach-session itself
         self.command("refresh-client -f no-output")
 
     def close(self) -> None:

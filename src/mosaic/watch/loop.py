@@ -113,7 +113,10 @@ class Watcher:
         self.roster = roster
         self.supervisor = supervisor
         self.conn = conn
-        self.control = ControlClient(tmux, WATCHER_SESSION, ANCHOR)
+        # Inside its own tmux session (tmux supervisor) the session exists as long as the
+        # watcher does; elsewhere (systemd) an anchor holds it open for the client.
+        inside = bool(os.environ.get("TMUX"))
+        self.control = ControlClient(tmux, WATCHER_SESSION, None if inside else ANCHOR)
         self.detector = ChangeDetector(TmuxSource(tmux, self.control))
         self.notifier = Notifier(lambda drafts: events.record(paths.db, drafts))
         self.trackers: dict[str, Tracker] = {}

@@ -16,6 +16,7 @@ from mosaic.agents import state
 from mosaic.agents.launch import launch, preflight
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
+from mosaic.base import procs
 from mosaic.config.eventtypes import EventType
 from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.roster import Agent
@@ -88,11 +89,25 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
         if line:
             lines.append(line)
     if whole and not failures:
-        fleet.tmux.run("kill-server", check=False)
+        kill_server(fleet)
         lines.append("holder: stopped")
     if failures:
         raise OperationFailed("\n".join(lines + failures))
     return lines
+
+
+# How long a killed tmux server may take to exit.
+SERVER_EXIT_S = 5.0
+
+
+def kill_server(fleet: Fleet) -> None:
+    """`kill-server`, and wait until that server has exited: on its way out a server unlinks
+    its socket path, so a server started meanwhile (the next `start` or `restart`) would lose
+    its socket and fail with "server exited unexpectedly"."""
+    out = fleet.tmux.run("display-message", "-p", "#{pid}", check=False).stdout.strip()
+    fleet.tmux.run("kill-server", check=False)
+    if out.isdigit():
+        procs.wait_gone([int(out)], SERVER_EXIT_S)
 
 
 def _each(

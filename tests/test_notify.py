@@ -45,19 +45,19 @@ class Hook(BaseHTTPRequestHandler):
         pass
 
 
-def serve(status: int) -> tuple[Any, Iterator[None]]:
+def serve(status: int) -> Any:
+    """A loopback HTTP server answering every POST with `status`, recording each request."""
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     server.got = []
     server.status = status
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, iter(())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.fixture
 def hooks() -> Iterator[tuple[Any, Any]]:
-    good, _ = serve(200)
-    bad, _ = serve(500)
+    good = serve(200)
+    bad = serve(500)
     yield good, bad
     for s in (good, bad):
         s.shutdown()

@@ -56,5 +56,6 @@ def tmux(env: dict[str, str], *args: str, check: bool = True) -> str:
 
 
 def sessions(env: dict[str, str]) -> list[str]:
+    """The agents' sessions (the watcher's own `_watcher` session is not an agent's)."""
     out = tmux(env, "list-sessions", "-F", "#{session_name}", check=False)
-    return sorted(out.split())
+    return sorted(s for s in out.split() if not s.startswith("_"))

@@ -152,7 +152,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         "version: 1\ndefaults:\n  workdir: $NOPE/x\n  args: [a]\n",
         [
             f"{F}:3:12: workdir '$NOPE/x' uses unset variable(s): NOPE",
-            f"{F}:4:3: unknown key 'args' (expected one of: workdir, env, restart)",
+            f"{F}:4:3: unknown key 'args' (expected one of: workdir, env, restart, stuck_after)",
         ],
     ),
     (

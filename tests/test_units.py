@@ -84,6 +84,7 @@ def test_render_all_lists_every_file_in_a_stable_order() -> None:
     assert list(units.render_all(CTX, ROSTER, Path("/u"))) == [
         Path("/u/mosaic-tmux-holder.service"),
         Path("/u/mosaic-agent@.service"),
+        Path("/u/mosaic-watcher.service"),
         Path("/u/mosaic-agent@coder0.service.d/10-mosaic.conf"),
         Path("/u/mosaic-agent@reviewer.service.d/10-mosaic.conf"),
         Path("/u/mosaic-agent@one-shot.service.d/10-mosaic.conf"),
@@ -285,6 +286,7 @@ def test_fresh_install_plan() -> None:
     assert {w.action for w in plan.writes} == {"create"}
     assert plan.enable == (
         units.HOLDER_UNIT,
+        units.WATCHER_UNIT,
         "mosaic-agent@coder0.service",
         "mosaic-agent@reviewer.service",
         "mosaic-agent@one-shot.service",

@@ -114,9 +114,14 @@ def read(paths: Paths, agent: str) -> AgentState:
 
 def read_many(paths: Paths, agents: Iterable[str]) -> dict[str, AgentState]:
     """Every named agent's record in one query (never-started agents get the default)."""
-    names = list(agents)
     with db.opened(paths.db) as conn:
-        rows = dict(conn.execute("SELECT name, record FROM agents").fetchall())
+        return fetch_many(conn, agents)
+
+
+def fetch_many(conn: sqlite3.Connection, agents: Iterable[str]) -> dict[str, AgentState]:
+    """`read_many` on a connection the caller holds (status reads more in the same go)."""
+    names = list(agents)
+    rows = dict(conn.execute("SELECT name, record FROM agents").fetchall())
     return {name: _decode(rows.get(name)) for name in names}
 
 

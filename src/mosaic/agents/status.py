@@ -19,14 +19,20 @@ from mosaic.base import procs
 from mosaic.config.roster import Agent
 from mosaic.fleet import Fleet
 from mosaic.screen.classify import Activity, Screen, classify
+from mosaic.store import db, events, watchview
+from mosaic.store.watchview import AgentView
 from mosaic.tmux.panes import capture_many, list_panes
+from mosaic.watch import beat
 
 
 def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
     panes = list_panes(fleet.tmux)
     live = panes or {}
     now = time.time()
-    records = state.read_many(fleet.paths, [a.name for a in agents])
+    with db.opened(fleet.paths.db) as conn:
+        records = state.fetch_many(conn, [a.name for a in agents])
+        views = watchview.read_all(conn)
+    watcher = beat.read(fleet.paths.watcher_heartbeat, now)
     over = supervise.overlay(fleet, agents, live)
     states = {
         a.name: pane_state(live.get(a.name), records[a.name], fleet.roster.runtime_for(a), now)
@@ -61,13 +67,16 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
                 "last_exit": record.last_exit,
                 "session": agent.name,
                 **_drift(fleet, agent, record, alive),
+                **_watched(views.get(agent.name) if watcher.running else None, pid,
+                           activity, now),
             }
-        )
+        )  # fmt: skip
     return {
         "supervisor": str(fleet.supervisor),
         "socket": fleet.socket,
         "holder": over.holder if over else ("running" if panes is not None else "stopped"),
         "restart_in_progress": _restart_in_progress(fleet),
+        "watcher": watcher.as_json(),
         "agents": rows,
     }
 
@@ -77,6 +86,27 @@ def _drift(fleet: Fleet, agent: Agent, record: state.AgentState, alive: bool) ->
     an agent that does not run has nothing to differ."""
     reasons = drift(record.settings, effective(fleet.roster, agent)) if alive else []
     return {"drift": bool(reasons), "drift_reason": "; ".join(reasons) or None}
+
+
+def _watched(
+    view: AgentView | None, pid: int | None, activity: Activity, now: float
+) -> dict[str, Any]:
+    """What the watcher adds to a row: since when the activity this status saw has been
+    on the screen, and how long the screen has been still. Null without a running watcher,
+    a running runtime, or a view of this very runtime."""
+    if view is None or pid is None or view.pid != pid:
+        return {"activity_since": None, "last_output_age_s": None}
+    if activity is view.observed:
+        since: float | None = view.observed_since
+    elif activity is view.activity:
+        since = view.since
+    else:
+        since = None  # changed after the watcher's last look
+    age = None if view.last_output is None else round(max(0.0, now - view.last_output), 1)
+    return {
+        "activity_since": events.iso(since) if since is not None else events.iso(now),
+        "last_output_age_s": age,
+    }
 
 
 def _restart_in_progress(fleet: Fleet) -> dict[str, Any] | None:

@@ -34,6 +34,12 @@ def main() -> int | None:
         status = quickvalidate.run(args)
         if status is not None:
             return status
+    if "events" in args and "--json" in args:
+        from mosaic.cli import quickevents
+
+        status = quickevents.run(args)
+        if status is not None:
+            return status
     from mosaic.cli.main import main as click_main
 
     return click_main()

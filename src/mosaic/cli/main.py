@@ -34,6 +34,8 @@ FLEET_COMMANDS: dict[str, str] = {
     "logs": "mosaic.cli.run_cmds:logs_cmd",
     "apply": "mosaic.cli.apply_cmd:apply_cmd",
     "runtimes": "mosaic.cli.runtimes_cmd:runtimes_cmd",
+    "events": "mosaic.cli.events_cmd:events_cmd",
+    "approve": "mosaic.cli.approve_cmd:approve_cmd",
 }
 
 

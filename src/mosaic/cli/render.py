@@ -15,6 +15,12 @@ def status_table(doc: dict[str, Any]) -> None:
         f"supervisor [bold]{doc['supervisor']}[/]  socket [bold]{doc['socket']}[/]  "
         f"holder [bold]{doc['holder']}[/]"
     )
+    watcher = doc.get("watcher") or {}
+    if watcher.get("state") == "running":
+        age = watcher.get("last_tick_age_s")
+        console.print(f"watcher [bold]running[/] (pid {watcher.get('pid')}, last tick {age}s ago)")
+    elif watcher:
+        console.print("watcher [dim]stopped[/] (no events, notifications or activity times)")
     if doc.get("restart_in_progress"):
         info = doc["restart_in_progress"]
         console.print(f"[yellow]{info.get('line') or info.get('error')}")

@@ -27,15 +27,18 @@ Outcomes, one per agent:
   accepted      the screen proves the agent took it (the text left the input,
                 the agent went busy, or asked for approval)
   queued        a busy agent queued it (counts as accepted)
-  not_accepted  typed, but no proof by the timeout (exit 3); also when the agent
-                waits for the operator (nothing is typed into an approval dialog)
+  not_accepted  typed, but no proof by the timeout (exit 3)
+  awaiting_approval  the agent waits for the operator (an approval or trust
+                dialog): nothing was typed, answered at once (exit 3); see
+                `mosaic fleet approve`
   not_running   no session, the process exited, or the runtime is not in the
                 foreground (exit 1); then nothing is typed into ANY agent, and the
                 other agents are reported as skipped
   unverified    with --no-verify: pasted and submitted once, screen not checked
 
 Agents are served in parallel; the exit code is the worst of them, ranked
-1 (not running) > 3 (not accepted) > 0; usage errors exit 2 before anything is typed.
+1 (not running) > 3 (not accepted, awaiting approval) > 0; usage errors exit 2
+before anything is typed.
 The timeout counts from when this send gets the agent's send lock (another send to the
 same agent finishes first; sends to one agent never interleave).
 """

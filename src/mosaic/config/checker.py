@@ -9,11 +9,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mosaic.config import eventtypes
 from mosaic.config.names import ENV_KEY_PATTERN, NAME_PATTERN, SOCKET_PATTERN
 from mosaic.config.roster import (
     AGENT_KEYS,
     DEFAULT_SOCKET,
+    DEFAULT_STUCK_AFTER_S,
     DEFAULTS_KEYS,
+    NOTIFY_KEYS,
+    NOTIFY_KINDS,
     PROFILES,
     REGEX_KEYS,
     RESTART_POLICIES,
@@ -23,6 +27,7 @@ from mosaic.config.roster import (
     TOP_KEYS,
     TRANSPORTS,
     Agent,
+    NotifyTarget,
     RestartPolicy,
     Roster,
     Supervisor,
@@ -280,6 +285,7 @@ class Checker:
         defaults = self.defaults(doc)
         known = tuple(sorted({*runtimes, *custom_names}))
         agents = self.agents(doc, defaults, known)
+        notify = self.notify(doc, [a.name for a in agents]) if "notify" in doc else ()
         return Roster(
             path=self.path,
             version=version or SUPPORTED_VERSION,
@@ -288,6 +294,7 @@ class Checker:
             tmux_socket=socket or DEFAULT_SOCKET,
             agents=agents,
             runtimes=runtimes,
+            notify=notify,
         )
 
     def version(self, doc: Any) -> int | None:
@@ -330,7 +337,20 @@ class Checker:
             out["env"] = self.env_map(section, "env")
         if "restart" in section:
             out["restart"] = self.restart(section)
+        if "stuck_after" in section:
+            out["stuck_after"] = self.stuck_after(section)
         return out
+
+    def stuck_after(self, mapping: Any) -> float | None:
+        value = mapping["stuck_after"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            self.add(
+                _val_pos(mapping, "stuck_after"),
+                "stuck_after must be a number of seconds >= 0 (0 = never), "
+                f"got {_kind(value)} {_show(value)}",
+            )
+            return None
+        return float(value)
 
     def restart(self, mapping: Any) -> str | None:
         value = mapping["restart"]
@@ -386,6 +406,7 @@ class Checker:
         if "env" in item:
             env.update(self.env_map(item, "env"))
         restart = self.restart(item) if "restart" in item else defaults.get("restart")
+        stuck = self.stuck_after(item) if "stuck_after" in item else defaults.get("stuck_after")
         if name is None or runtime is None:
             return None
         return Agent(
@@ -395,6 +416,7 @@ class Checker:
             args=args,
             env=tuple(env.items()),
             restart=RestartPolicy(restart or RestartPolicy.ON_FAILURE),
+            stuck_after=DEFAULT_STUCK_AFTER_S if stuck is None else stuck,
         )
 
     def agent_name(self, item: Any, pos: Pos, seen: dict[str, Pos]) -> str | None:
@@ -517,7 +539,115 @@ class Checker:
                 )
             else:
                 out["paste_window_ms"] = value
+        for key in ("approve_keys", "deny_keys"):
+            if key in spec:
+                out[key] = self.words(spec, key, key, nonempty=True)
+        if "debounce_ms" in spec:
+            value = spec["debounce_ms"]
+            if type(value) is not int or not 0 <= value <= 60_000:
+                self.add(
+                    _val_pos(spec, "debounce_ms"),
+                    "debounce_ms must be an integer from 0 to 60000, "
+                    f"got {_kind(value)} {_show(value)}",
+                )
+            else:
+                out["debounce_ms"] = value
         return out
+
+    # -- notify
+
+    def notify(self, doc: Any, agents: list[str]) -> tuple[NotifyTarget, ...]:
+        section = doc["notify"]
+        if section is None:
+            return ()
+        if not isinstance(section, list):
+            self.add(
+                _val_pos(doc, "notify"),
+                f"notify must be a list of targets (- on: [...]), got {_kind(section)}",
+            )
+            return ()
+        out = []
+        for i, item in enumerate(section):
+            target = self.notify_target(section, i, item, agents)
+            if target is not None:
+                out.append(target)
+        return tuple(out)
+
+    def notify_target(
+        self, section: Any, index: int, item: Any, agents: list[str]
+    ) -> NotifyTarget | None:
+        pos = _item_pos(section, index)
+        if not isinstance(item, dict):
+            self.add(pos, f"notify entry must be a mapping with on: and one of "
+                          f"{', '.join(NOTIFY_KINDS)}, got {_kind(item)}")  # fmt: skip
+            return None
+        before = len(self.problems)
+        self.keys(item, NOTIFY_KEYS)
+        on: tuple[str, ...] = ()
+        if "on" not in item:
+            self.add(pos, "notify entry is missing required key 'on' (a list of event types)")
+        else:
+            on = self.names_in(item, "on", "event type", eventtypes.NAMES)
+        chosen: tuple[str, ...] = ()
+        if "agents" in item:
+            chosen = self.names_in(item, "agents", "agent", tuple(agents))
+        kinds = [k for k in NOTIFY_KINDS if k in item]
+        if len(kinds) != 1:
+            what = "none" if not kinds else ", ".join(kinds)
+            self.add(pos, f"notify entry needs exactly one of {', '.join(NOTIFY_KINDS)} "
+                          f"(got {what})")  # fmt: skip
+        command: tuple[str, ...] = ()
+        webhook = None
+        desktop = False
+        if "command" in item:
+            command = self.words(item, "command", "notify command", nonempty=True)
+        if "webhook" in item:
+            webhook = self.webhook(item)
+        if "desktop" in item:
+            if item["desktop"] is not True:
+                self.add(_val_pos(item, "desktop"),
+                         f"desktop must be true, got {_kind(item['desktop'])} "
+                         f"{_show(item['desktop'])}")  # fmt: skip
+            desktop = True
+        if len(self.problems) > before:
+            return None
+        return NotifyTarget(on=on, agents=chosen, command=command, webhook=webhook,
+                            desktop=desktop)  # fmt: skip
+
+    def names_in(
+        self, mapping: Any, key: str, what: str, choices: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = mapping[key]
+        if not isinstance(value, list) or not value:
+            self.add(_val_pos(mapping, key),
+                     f"{key} must be a non-empty list of {what}s, got {_kind(value)}")  # fmt: skip
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, str) and item in choices:
+                out.append(str(item))
+                continue
+            shown = repr(item) if isinstance(item, str) else _kind(item)
+            hint = _hint(item, choices) or f" (known: {', '.join(choices) or 'none'})"
+            self.add(_item_pos(value, i), f"unknown {what} {shown} in notify {key}{hint}")
+        return tuple(dict.fromkeys(out))
+
+    def webhook(self, item: Any) -> str | None:
+        from urllib.parse import urlsplit
+
+        url = self.string(item, "webhook", "webhook")
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            ok = False
+        if not ok or any(ord(c) < 0x21 for c in url):
+            self.add(_val_pos(item, "webhook"),
+                     f"webhook must be an http:// or https:// URL with a host, got {url!r}")
+            return None
+        return url
 
     def regex(self, spec: Any, key: str) -> str | None:
         value = self.string(spec, key, key)

@@ -38,3 +38,8 @@ def home_and_roster(
 def run_dir(home: str) -> str:
     """Per-home runtime state (locks, caches, the tmux tick script)."""
     return os.path.join(home, "fleet", "run")
+
+
+def db_file(home: str) -> str:
+    """The fleet database (events, outbox, supervision records)."""
+    return os.path.join(home, "fleet", "fleet.db")

@@ -13,6 +13,9 @@ NAME_PATTERN = "[a-z][a-z0-9_-]{0,31}"
 SOCKET_PATTERN = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
 ENV_KEY_PATTERN = "[A-Za-z_][A-Za-z0-9_]*"
 
+# The watcher's tmux session: no agent can have this name (agent names start with a letter).
+WATCHER_SESSION = "_watcher"
+
 _AGENT_NAME = re.compile(NAME_PATTERN)
 
 

@@ -36,7 +36,7 @@ class Paths:
     @property
     def db(self) -> Path:
         """The fleet database: events and the outbox (SQLite, WAL)."""
-        return self.fleet / "fleet.db"
+        return Path(locate.db_file(str(self.home)))
 
     @property
     def restart_lock(self) -> Path:
@@ -77,6 +77,17 @@ class Paths:
     @property
     def hooks_log(self) -> Path:
         return self.run / "hooks.err"
+
+    @property
+    def watcher_heartbeat(self) -> Path:
+        """The watcher's pid (content) and last tick (mtime): `status` reads it, never the
+        watcher itself."""
+        return self.run / "watcher.beat"
+
+    @property
+    def watcher_lock(self) -> Path:
+        """Held by the running watcher: one per fleet, whatever started it."""
+        return self.run / "watcher.lock"
 
     @property
     def web_token(self) -> Path:

@@ -50,9 +50,16 @@ PROFILES = ("generic", "codex", "claude", "gemini", "opencode", "aider")
 DEFAULT_SOCKET = "mosaic"
 SUPPORTED_VERSION = 1
 
-TOP_KEYS = ("version", "transport", "supervisor", "tmux_socket", "defaults", "agents", "runtimes")
-AGENT_KEYS = ("name", "runtime", "workdir", "args", "env", "restart")
-DEFAULTS_KEYS = ("workdir", "env", "restart")
+TOP_KEYS = (
+    "version", "transport", "supervisor", "tmux_socket", "defaults", "agents", "runtimes",
+    "notify",
+)  # fmt: skip
+AGENT_KEYS = ("name", "runtime", "workdir", "args", "env", "restart", "stuck_after")
+DEFAULTS_KEYS = ("workdir", "env", "restart", "stuck_after")
+NOTIFY_KEYS = ("on", "agents", "command", "webhook", "desktop")
+NOTIFY_KINDS = ("command", "webhook", "desktop")
+# Seconds busy before a `stuck` event; 0 turns it off.
+DEFAULT_STUCK_AFTER_S = 900.0
 RUNTIME_KEYS = (
     "command",
     "processes",
@@ -64,6 +71,9 @@ RUNTIME_KEYS = (
     "submit_key",
     "quit_keys",
     "paste_window_ms",
+    "approve_keys",
+    "deny_keys",
+    "debounce_ms",
 )
 REGEX_KEYS = ("ready", "busy", "approval", "queued")
 
@@ -81,10 +91,33 @@ class Agent:
     # defaults.env merged under the agent's own env.
     env: tuple[tuple[str, str], ...] = ()
     restart: RestartPolicy = RestartPolicy.ON_FAILURE
+    stuck_after: float = DEFAULT_STUCK_AFTER_S
 
     @property
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One `notify:` entry: which events (and agents) it wants, and exactly one way to tell.
+
+    `agents` empty means every agent (and fleet events, whose agent is null)."""
+
+    on: tuple[str, ...]
+    agents: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    desktop: bool = False
+
+    @property
+    def label(self) -> str:
+        """How `notify_failed` names this target."""
+        if self.command:
+            return "command: " + " ".join(self.command)
+        if self.webhook:
+            return "webhook: " + self.webhook
+        return "desktop"
 
 
 @dataclass(frozen=True)
@@ -98,6 +131,7 @@ class Roster:
     # Built-ins merged with the roster's custom runtimes; a custom runtime may not reuse a
     # built-in name (validation rejects it), so there is never a clash to resolve.
     runtimes: dict[str, Runtime] = field(default_factory=dict, compare=False, hash=False)
+    notify: tuple[NotifyTarget, ...] = ()
 
     @property
     def names(self) -> list[str]:

@@ -42,8 +42,8 @@ FORMAT = 3
 # The modules whose code decides a roster's outcome (this package's), and the YAML parser
 # that read it: editing or upgrading any of them invalidates every entry.
 _VALIDATOR = (
-    "checker.py", "load.py", "names.py", "programs.py", "roster.py", "rostercache.py",
-    "runtimes.py", "yamlio.py",
+    "checker.py", "eventtypes.py", "load.py", "names.py", "programs.py", "roster.py",
+    "rostercache.py", "runtimes.py", "yamlio.py",
 )  # fmt: skip
 _PARSER = os.path.join("ruamel", "yaml", "__init__.py")  # holds ruamel's version
 

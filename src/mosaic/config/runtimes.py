@@ -96,6 +96,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             ),
             profile="codex",
             quit_keys=("C-c", "C-c"),
+            # `› 1. Yes, proceed (y)`; `p` would be "don't ask again". Esc cancels.
+            approve_keys=("y",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "claude": Runtime(
@@ -116,6 +119,9 @@ def builtin_runtimes() -> dict[str, Runtime]:
             queued=r"⎿\s+Queued\b|Press up to edit queued messages",
             profile="claude",
             quit_keys=("C-c", "C-c"),
+            # `❯ 1. Yes` is the allow-once choice (2 and 3 allow more); Esc cancels.
+            approve_keys=("1",),
+            deny_keys=("Escape",),
             builtin=True,
         ),
         "gemini": Runtime(
@@ -203,6 +209,8 @@ def builtin_runtimes() -> dict[str, Runtime]:
             busy=r"^[|/\\-] thinking",
             approval=r"^Allow\? \(y/n\)",
             quit_keys=("C-c", "C-d"),
+            approve_keys=("y",),
+            deny_keys=("n",),
             builtin=True,
         ),
     }

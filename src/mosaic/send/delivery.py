@@ -14,8 +14,9 @@ Why it is built this way (facts measured on the real TUIs, docs/runtimes.md):
 * A message still in the input after a grace period gets the submit key again — the text
   is never typed twice — with at most `MAX_RETRY_GAP_S` between presses.
 * Nothing is typed into a screen that waits for the operator (an approval dialog would take
-  the pasted characters as answers), and nothing is typed anywhere when any target is not
-  running.
+  the pasted characters as answers): such a send answers `awaiting_approval` at once, with
+  the dialog's lines. Nothing is typed anywhere when any target is not running.
+* Every send that finishes leaves one `sent` event per agent in the fleet's event log.
 * Sends to one agent are serialized across processes by a per-agent flock, so two senders
   never interleave keystrokes.
 
@@ -175,21 +176,14 @@ class _Delivery:
             if again is None:
                 return self.result(Outcome.NOT_RUNNING, ["(the agent's session is gone)"])
             view = again
-        while True:
-            state = classify(rt, view.screen)
-            if state.activity is not Activity.AWAITING_APPROVAL:
-                return view
-            # Pasted characters would answer the dialog: wait for the operator instead.
-            if self._remaining() <= 0:
-                return self.result(
-                    Outcome.NOT_ACCEPTED,
-                    ["(waiting for the operator; nothing was typed)", *state.evidence],
-                )
-            time.sleep(min(0.1, max(self._remaining(), 0.0)))
-            again = observe(self.tmux, self.t.pane)
-            if again is None or again.pane.dead:
-                return self.result(Outcome.NOT_RUNNING, ["(the agent exited)"])
-            view = again
+        state = classify(rt, view.screen)
+        if state.activity is Activity.AWAITING_APPROVAL:
+            # Pasted characters would answer the dialog: answer at once, type nothing.
+            return self.result(
+                Outcome.AWAITING_APPROVAL,
+                ["(waiting for the operator; nothing was typed)", *state.evidence],
+            )
+        return view
 
     def _wait_seen(self, until: float) -> tuple[bool, bool, float]:
         """Whether the pasted text shows in the input before the submit key is pressed,
@@ -334,7 +328,9 @@ def send(
             Result(t.agent, Outcome.SKIPPED, 0, 0.0, (f"(not sent: {names} not running)",))
             for t in planned.ready
         ]
-        return sorted([*planned.refused, *skipped], key=lambda r: order[r.agent])
+        refused = sorted([*planned.refused, *skipped], key=lambda r: order[r.agent])
+        _record_sent(paths, refused, message)
+        return refused
 
     results: dict[str, Result] = {}
     crashes: list[BaseException] = []
@@ -356,5 +352,17 @@ def send(
             th.join()
     if crashes:
         raise crashes[0]
-    return [results[name] for name, _ in targets]
+    done = [results[name] for name, _ in targets]
+    _record_sent(paths, done, message)
+    return done
+
+
+def _record_sent(paths: Paths, results: Sequence[Result], message: str) -> None:
+    from mosaic.config.eventtypes import EventType
+    from mosaic.store import events
+
+    events.record(paths.db, [
+        events.draft(r.agent, EventType.SENT, outcome=str(r.outcome), chars=len(message))
+        for r in results
+    ])  # fmt: skip
 

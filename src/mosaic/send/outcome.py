@@ -20,6 +20,9 @@ class Outcome(StrEnum):
     UNVERIFIED = "unverified"
     # Another target was not running, so nothing was typed into this one.
     SKIPPED = "skipped"
+    # The screen waits for the operator (an approval or trust dialog): nothing was typed,
+    # since a keystroke there could approve a command nobody saw.
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 EXIT_OF: dict[Outcome, int] = {
@@ -27,6 +30,7 @@ EXIT_OF: dict[Outcome, int] = {
     Outcome.QUEUED: ExitCode.OK,
     Outcome.UNVERIFIED: ExitCode.OK,
     Outcome.NOT_ACCEPTED: ExitCode.NOT_ACCEPTED,
+    Outcome.AWAITING_APPROVAL: ExitCode.NOT_ACCEPTED,
     Outcome.NOT_RUNNING: ExitCode.FAILED,
     Outcome.SKIPPED: ExitCode.FAILED,
 }

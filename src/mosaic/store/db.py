@@ -27,6 +27,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE agents (name TEXT PRIMARY KEY, record TEXT NOT NULL);
     """,
+    # 2: the event log (store/events.py), the watcher's view of each agent
+    # (store/watchview.py) and delivery cursors (the notify cursor). AUTOINCREMENT: a seq is
+    # never handed out twice, even after the newest rows were deleted.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        agent TEXT,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_ts ON events (ts);
+    CREATE INDEX events_agent ON events (agent, seq);
+    CREATE TABLE watch_view (
+        agent TEXT PRIMARY KEY,
+        pid INTEGER,
+        activity TEXT NOT NULL,
+        since REAL NOT NULL,
+        observed TEXT NOT NULL,
+        observed_since REAL NOT NULL,
+        last_output REAL,
+        turn_since REAL,
+        busy_since REAL,
+        stuck_sent INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+    """,
 )
 
 

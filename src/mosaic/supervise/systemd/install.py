@@ -94,13 +94,13 @@ class InstallPlan:
 
 
 def _ours(name: str) -> bool:
-    return name == units.HOLDER_UNIT or units.agent_of_unit(name) is not None
+    return name in (units.HOLDER_UNIT, units.WATCHER_UNIT) or units.agent_of_unit(name) is not None
 
 
 def scan_installed(unit_dir: Path) -> InstalledState:
     """Snapshot of our files and enablement links; a missing directory is an empty state."""
     files: dict[Path, str] = {}
-    for name in (units.HOLDER_UNIT, units.AGENT_TEMPLATE):
+    for name in (units.HOLDER_UNIT, units.AGENT_TEMPLATE, units.WATCHER_UNIT):
         path = unit_dir / name
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             files[path] = path.read_text()
@@ -145,7 +145,8 @@ def compute_install_plan(
         writes.append(FileChange(path, content, action))
     gone = sorted(installed.agents - set(roster.names))
     gone_units = [units.agent_unit(a) for a in gone]
-    to_enable = [units.HOLDER_UNIT, *(units.agent_unit(a) for a in roster.names)]
+    to_enable = [units.HOLDER_UNIT, units.WATCHER_UNIT,
+                 *(units.agent_unit(a) for a in roster.names)]  # fmt: skip
     return InstallPlan(
         kind="install",
         unit_dir=unit_dir,
@@ -166,13 +167,17 @@ def compute_uninstall_plan(
 ) -> InstallPlan:
     """`loaded`: our units the manager has loaded (None when it could not be asked)."""
     unit_dir = installed.unit_dir
-    known = [units.HOLDER_UNIT, *(units.agent_unit(a) for a in sorted(installed.agents))]
+    known = sorted([units.WATCHER_UNIT, units.HOLDER_UNIT,
+                    *(units.agent_unit(a) for a in installed.agents)], key=_unit_order)  # fmt: skip
     if loaded is not None:
         known = sorted(set(known) | {u for u in loaded if _ours(u)}, key=_unit_order)
         # A unit that is not loaded is not running: nothing to stop.
         to_stop = [u for u in known if u in loaded]
     else:
-        to_stop = [u for u in known if u == units.HOLDER_UNIT or u in installed.enabled]
+        to_stop = [
+            u for u in known
+            if u in (units.HOLDER_UNIT, units.WATCHER_UNIT) or u in installed.enabled
+        ]  # fmt: skip
     return InstallPlan(
         kind="uninstall",
         unit_dir=unit_dir,
@@ -185,8 +190,9 @@ def compute_uninstall_plan(
 
 
 def _unit_order(unit: str) -> tuple[int, str]:
-    """Agents before the holder, so a listing reads in stop order."""
-    return (1 if unit == units.HOLDER_UNIT else 0, unit)
+    """Agents, then the watcher, then the holder, so a listing reads in stop order."""
+    rank = {units.WATCHER_UNIT: 1, units.HOLDER_UNIT: 2}
+    return (rank.get(unit, 0), unit)
 
 
 def plan_install(
@@ -209,7 +215,7 @@ def plan_uninstall(
     loaded = None
     if ask_manager:
         loaded = systemctl.list_units(
-            [units.HOLDER_UNIT, f"{units.AGENT_PREFIX}*.service"], env=env
+            [units.HOLDER_UNIT, units.WATCHER_UNIT, f"{units.AGENT_PREFIX}*.service"], env=env
         )
     return compute_uninstall_plan(scan_installed(unit_dir), loaded)
 

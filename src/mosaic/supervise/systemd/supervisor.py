@@ -137,8 +137,15 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
     failed = [units.agent_unit(n) for n, i in before.agents.items() if i.active == "failed"]
     if before.holder.active == "failed":
         failed.append(units.HOLDER_UNIT)
+    # Any start means a fleet to watch: the watcher comes with it, when its unit exists
+    # (units installed by an older mosaic lack it until the next `install`).
+    watcher = systemctl.show([units.WATCHER_UNIT], PROPS)[units.WATCHER_UNIT]
+    watcher_info = UnitInfo.from_props(watcher)
+    if watcher_info.active == "failed":
+        failed.append(units.WATCHER_UNIT)
     systemctl.reset_failed(failed)
-    systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names)])
+    with_watcher = [units.WATCHER_UNIT] if watcher_info.installed else []
+    systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names), *with_watcher])
     panes = list_panes(fleet.tmux) or {}
     lines = _stale_dropins(fleet)
     for name in names:
@@ -146,6 +153,12 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         pid = f" (pid {pane.pid})" if pane is not None and not pane.dead else ""
         was = before.agents[name].active == "active"
         lines.append(f"{name}: {'already running' if was else 'started'}{pid}")
+    if with_watcher:
+        was = watcher_info.active == "active"
+        lines.append(f"watcher: {'already running' if was else 'started'}")
+    else:
+        lines.append(f"note: {units.WATCHER_UNIT} is not installed (no events or "
+                     "notifications); run `mosaic fleet install`")  # fmt: skip
     return lines
 
 
@@ -256,8 +269,12 @@ def reset_failed(unit_names: Sequence[str]) -> None:
 
 
 def _stop_holder(fleet: Fleet) -> str:
+    # The watcher first (BindsTo= would stop it too, but in no promised order): it hands
+    # the agents' `stopped` events to their notifications on its way out.
+    if systemctl.is_active([units.WATCHER_UNIT])[units.WATCHER_UNIT] in units.UP_STATES:
+        systemctl.stop([units.WATCHER_UNIT])
     systemctl.stop([units.HOLDER_UNIT])
-    reset_failed([units.HOLDER_UNIT])
+    reset_failed([units.HOLDER_UNIT, units.WATCHER_UNIT])
     # A server not run by the holder (left by the tmux supervisor) goes too.
     fleet.tmux.run("kill-server", check=False)
     return "holder: stopped"

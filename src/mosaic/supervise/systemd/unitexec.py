@@ -33,12 +33,14 @@ from mosaic.agents.launch import launch, preflight
 from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState, Desired
 from mosaic.agents.teardown import kill_session, kill_tree
+from mosaic.config.eventtypes import EventType
 from mosaic.config.load import load
 from mosaic.config.names import is_agent_name
 from mosaic.config.paths import Paths, resolve
-from mosaic.config.roster import Agent, Roster, effective_socket
+from mosaic.config.roster import Agent, RestartPolicy, Roster, effective_socket
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import ExitCode, MosaicError, OperationFailed, UnknownAgentError
+from mosaic.store import events
 from mosaic.supervise.systemd import systemctl, units
 from mosaic.supervise.tmux.backoff import exit_code
 from mosaic.tmux.client import SEP, Tmux
@@ -117,6 +119,8 @@ def bring_up(ctx: Context, roster: Roster, agent: Agent) -> Pane:
         )
     new = launch(ctx.tmux, ctx.paths, roster, agent, pane)
     state.update(ctx.paths, agent.name, lambda s: replace(s, pid=new.pid))
+    if pane is None or pane.dead:
+        events.record(ctx.paths.db, [events.draft(agent.name, EventType.STARTED, pid=new.pid)])
     return new
 
 
@@ -168,14 +172,24 @@ def exited(name: str, pane_id: str, env: Mapping[str, str]) -> int:
             break
         time.sleep(0.05)
     # Read again: an operator's stop may have raced the runtime's exit.
-    if state.read(ctx.paths, name).desired is Desired.STOPPED:
+    record = state.read(ctx.paths, name)
+    if record.desired is Desired.STOPPED:
         return ExitCode.OK
-    if len(fields) != 3 or fields[0] != "1":
-        return ExitCode.FAILED
-    code = exit_code(fields[1], fields[2])
-    if code is None:
-        return ExitCode.FAILED
-    return 128 - code if code < 0 else code
+    code = exit_code(fields[1], fields[2]) if len(fields) == 3 and fields[0] == "1" else None
+    status = ExitCode.FAILED if code is None else (128 - code if code < 0 else code)
+    _record_exit(ctx.paths, name, code, status, record.restart_policy)
+    return status
+
+
+def _record_exit(
+    paths: Paths, name: str, code: int | None, status: int, policy: RestartPolicy
+) -> None:
+    """`exited`, and `restarting` when the unit's Restart= acts on this status (whether
+    systemd's start limit then lets it start is reported by the watcher, as `failed`)."""
+    happened = [events.draft(name, EventType.EXITED, code=code)]
+    if policy is RestartPolicy.ALWAYS or (policy is RestartPolicy.ON_FAILURE and status != 0):
+        happened.append(events.draft(name, EventType.RESTARTING, delay_s=units.RESTART_SEC_S))
+    events.record(paths.db, happened)
 
 
 def stop(name: str, env: Mapping[str, str]) -> int:
@@ -200,6 +214,7 @@ def stop(name: str, env: Mapping[str, str]) -> int:
         return 0
     kill_tree(ctx.tmux, pane, runtime)
     kill_session(ctx.tmux, name)
+    events.record(ctx.paths.db, [events.draft(name, EventType.STOPPED)])
     return 0
 
 

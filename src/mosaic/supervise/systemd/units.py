@@ -22,9 +22,12 @@ from mosaic.errors import ConfigError, ExitCode, TmuxMissingError
 from mosaic.tmux.server import hook_environment
 
 HOLDER_UNIT = "mosaic-tmux-holder.service"
+WATCHER_UNIT = "mosaic-watcher.service"
 AGENT_TEMPLATE = "mosaic-agent@.service"
 AGENT_PREFIX = "mosaic-agent@"
 DROPIN_NAME = "10-mosaic.conf"
+# Restart= waits this long (the `restarting` event's delay_s under systemd).
+RESTART_SEC_S = 1.0
 # What `enable` hooks the units into: the target a user manager reaches at login (or at boot
 # with lingering on).
 WANTED_BY = "default.target"
@@ -87,7 +90,7 @@ class UnitContext:
     tmux_tmpdir: str | None = None
     lang: str | None = None
     lc_all: str | None = None
-    restart_sec: float = 1.0
+    restart_sec: float = RESTART_SEC_S
     start_limit_interval_sec: int = 60
     start_limit_burst: int = 5
     stop_timeout_sec: int = 20
@@ -295,6 +298,36 @@ def render_agent_template(ctx: UnitContext) -> str:
     return "\n".join(lines)
 
 
+def render_watcher(ctx: UnitContext) -> str:
+    """The fleet's watcher (events, notifications, activity times), as the unit's main
+    process. Bound to the holder like the agents: it reads the holder's tmux server, so it
+    stops with it and starts after it. Restart=always: killed by anything but a stop, it
+    comes back after RestartSec. SIGTERM is its clean stop (it hands pending events to
+    their notifications first)."""
+    lines = [
+        HEADER.rstrip("\n"),
+        "[Unit]",
+        "Description=mosaic fleet: watcher (socket " + ctx.socket.replace("%", "%%") + ")",
+        f"BindsTo={HOLDER_UNIT}",
+        f"After={HOLDER_UNIT}",
+        f"StartLimitIntervalSec={ctx.start_limit_interval_sec}",
+        f"StartLimitBurst={ctx.start_limit_burst}",
+        "",
+        "[Service]",
+        "Type=simple",
+        *(environment_line(k, v) for k, v in ctx.environment()),
+        "ExecStart=" + exec_line([ctx.python, "-m", "mosaic.watch"]),
+        "Restart=always",
+        f"RestartSec={_seconds(ctx.restart_sec)}",
+        f"TimeoutStopSec={ctx.stop_timeout_sec}s",
+        "",
+        "[Install]",
+        f"WantedBy={WANTED_BY}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def render_agent_dropin(agent: Agent) -> str:
     """Per-instance overrides from the roster: only what differs between agents."""
     return f"{HEADER}[Service]\nRestart={RESTART_VALUES[agent.restart]}\n"
@@ -305,6 +338,7 @@ def render_all(ctx: UnitContext, roster: Roster, unit_dir: Path) -> dict[Path, s
     files = {
         unit_dir / HOLDER_UNIT: render_holder(ctx),
         unit_dir / AGENT_TEMPLATE: render_agent_template(ctx),
+        unit_dir / WATCHER_UNIT: render_watcher(ctx),
     }
     for agent in roster.agents:
         files[dropin_path(unit_dir, agent.name)] = render_agent_dropin(agent)

@@ -19,9 +19,11 @@ from dataclasses import replace
 
 from mosaic.agents import state
 from mosaic.agents.state import AgentState, Desired
-from mosaic.config.names import is_agent_name
+from mosaic.config.eventtypes import EventType
+from mosaic.config.names import WATCHER_SESSION, is_agent_name
 from mosaic.config.paths import Paths, resolve
 from mosaic.config.roster import Supervisor
+from mosaic.store import events
 from mosaic.supervise import choice
 from mosaic.supervise.tmux import backoff
 from mosaic.tmux import transcript
@@ -45,23 +47,36 @@ def pane_died(pane_id: str) -> None:
     if proc.returncode != 0 or len(fields) != 3:
         return  # the pane is gone already
     name, status, signal = fields
-    if not is_agent_name(name):
+    is_watcher = name == WATCHER_SESSION
+    if not is_agent_name(name) and not is_watcher:
         return  # not an agent's session: nothing of ours to supervise
     code = backoff.exit_code(status, signal)
     now = time.time()
     rec = choice.recorded(paths)
     if rec is not None and rec.supervisor is Supervisor.SYSTEMD:
-        # systemd restarts the unit; we only keep the record that `status` reads.
-        state.update(paths, name, lambda s: replace(s, last_exit=code, pid=None))
+        if not is_watcher:
+            # systemd restarts the unit (and `unitexec exited` records the exit); we only
+            # keep the record that `status` reads.
+            state.update(paths, name, lambda s: replace(s, last_exit=code, pid=None))
         return
     decided: list[backoff.RestartDecision] = []
+    wanted: list[bool] = []
 
     def change(current: AgentState) -> AgentState:
+        wanted.append(current.desired is Desired.RUNNING)
         decided.append(backoff.on_exit(current, code, now))
         return decided[0].state
 
     new = state.update(paths, name, change)
     delay = decided[0].delay
+    if wanted[0] and not is_watcher:
+        # An operator's stop (disarmed before the kill) is reported as `stopped` instead.
+        happened = [events.draft(name, EventType.EXITED, code=code)]
+        if delay is not None:
+            happened.append(events.draft(name, EventType.RESTARTING, delay_s=round(delay, 3)))
+        elif new.failed:
+            happened.append(events.draft(name, EventType.FAILED))
+        events.record(paths.db, happened)
     if delay is not None:
         command = (
             '"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks respawn '
@@ -92,8 +107,11 @@ def respawn(name: str, generation: int) -> None:
                          respawn_due=None))  # fmt: skip
         tmux.run("respawn-pane", "-t", pane.id)
         pid = tmux.out("display-message", "-p", "-t", pane.id, "#{pane_pid}").strip()
-        transcript.attach(tmux, paths, name, pane.id)
+        if name != WATCHER_SESSION:
+            transcript.attach(tmux, paths, name, pane.id)
         txn.save(replace(txn.current, pid=int(pid) if pid.isdigit() else None))
+    if name != WATCHER_SESSION and pid.isdigit():
+        events.record(paths.db, [events.draft(name, EventType.STARTED, pid=int(pid))])
 
 
 def main(argv: list[str]) -> int:
@@ -107,7 +125,7 @@ def main(argv: list[str]) -> int:
     if (
         argv[:1] == ["respawn"]
         and len(argv) == 3
-        and is_agent_name(argv[1])
+        and (is_agent_name(argv[1]) or argv[1] == WATCHER_SESSION)
         and argv[2].isdigit()
     ):
         respawn(argv[1], int(argv[2]))

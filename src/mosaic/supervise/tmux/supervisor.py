@@ -17,20 +17,27 @@ from mosaic.agents.launch import launch, preflight
 from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
+from mosaic.base import procs
+from mosaic.config.eventtypes import EventType
+from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.roster import Agent
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
+from mosaic.store import events
+from mosaic.supervise.tmux import watcher
 from mosaic.tmux.panes import list_panes
 from mosaic.tmux.server import ensure_server
 
 
 def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
-    """Start what is not running; returns one line per agent for the operator."""
+    """Start what is not running, then the watcher (any start means a fleet to watch);
+    returns one line per agent for the operator."""
     preflight(fleet.roster, agents)
     ensure_server(fleet.tmux, fleet.paths)
     panes = list_panes(fleet.tmux) or {}
     lines = []
+    started = []
     for agent in agents:
         pane = panes.get(agent.name)
         if pane is not None and not pane.dead:
@@ -40,7 +47,10 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         state.update(fleet.paths, agent.name, state.armed(agent, time.time(), settings))
         new = launch(fleet.tmux, fleet.paths, fleet.roster, agent, pane)
         state.update(fleet.paths, agent.name, _with_pid(new.pid))
+        started.append(events.draft(agent.name, EventType.STARTED, pid=new.pid))
         lines.append(f"{agent.name}: started (pid {new.pid})")
+    events.record(fleet.paths.db, started)
+    lines.append(watcher.ensure(fleet))
     return lines
 
 
@@ -59,8 +69,9 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
         (a.name, fleet.roster.runtime_for(a)) for a in agents
     ]
     if whole:
-        known = {name for name, _ in targets}
+        known = {name for name, _ in targets} | {WATCHER_SESSION}
         targets += [(name, UNKNOWN) for name in panes if name not in known]
+    stopped: list[str] = []
 
     def stop_one(item: tuple[str, Runtime]) -> str:
         name, runtime = item
@@ -69,15 +80,36 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
             return f"{name}: not running"
         kill_tree(fleet.tmux, pane, runtime)
         kill_session(fleet.tmux, name)
+        stopped.append(name)
         return f"{name}: stopped"
 
     lines, failures = _each(stop_one, targets)
+    events.record(fleet.paths.db, [events.draft(n, EventType.STOPPED) for n in sorted(stopped)])
+    if whole:
+        # After the agents, so that it hands their `stopped` events to notify on its way out.
+        line = watcher.stop(fleet)
+        if line:
+            lines.append(line)
     if whole and not failures:
-        fleet.tmux.run("kill-server", check=False)
+        kill_server(fleet)
         lines.append("holder: stopped")
     if failures:
         raise OperationFailed("\n".join(lines + failures))
     return lines
+
+
+# How long a killed tmux server may take to exit.
+SERVER_EXIT_S = 5.0
+
+
+def kill_server(fleet: Fleet) -> None:
+    """`kill-server`, and wait until that server has exited: on its way out a server unlinks
+    its socket path, so a server started meanwhile (the next `start` or `restart`) would lose
+    its socket and fail with "server exited unexpectedly"."""
+    out = fleet.tmux.run("display-message", "-p", "#{pid}", check=False).stdout.strip()
+    fleet.tmux.run("kill-server", check=False)
+    if out.isdigit():
+        procs.wait_gone([int(out)], SERVER_EXIT_S)
 
 
 def _each(

@@ -220,7 +220,7 @@ def test_concurrent_validates_of_two_rosters_each_get_their_own_answer(
 # Every config module whose code decides what `validate` says about a roster.
 DECIDING_MODULES = (
     "checker.py", "load.py", "names.py", "programs.py", "roster.py", "rostercache.py",
-    "runtimes.py", "yamlio.py",
+    "runtimes.py", "yamlguard.py", "yamlio.py",
 )  # fmt: skip
 
 

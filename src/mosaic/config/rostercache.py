@@ -41,7 +41,7 @@ FORMAT = 3
 # that read it: editing or upgrading any of them invalidates every entry.
 _VALIDATOR = (
     "checker.py", "load.py", "names.py", "programs.py", "roster.py", "rostercache.py",
-    "runtimes.py", "yamlio.py",
+    "runtimes.py", "yamlguard.py", "yamlio.py",
 )  # fmt: skip
 _PARSER = os.path.join("ruamel", "yaml", "__init__.py")  # holds ruamel's version
 

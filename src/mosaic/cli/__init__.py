@@ -1,8 +1,8 @@
 """Thin click layer: parse, call the library, render.
 
-`main` answers `mosaic --version`, and `fleet validate` of an unchanged roster, before
-importing click (a third of a bare interpreter's start-up on its own), so the most common
-health checks stay near interpreter speed.
+`main` answers `mosaic --version`, `fleet validate` of an unchanged roster and
+`fleet status --json` before importing click (a third of a bare interpreter's start-up on
+its own), so the most common health checks stay near interpreter speed.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ def main() -> int | None:
             from mosaic.cli import quickvalidate
 
             status = quickvalidate.run(args)
+            if status is not None:
+                return status
+        elif "status" in args and "--json" in args:
+            from mosaic.cli import quickstatus
+
+            status = quickstatus.run(args)
             if status is not None:
                 return status
         from mosaic.cli.main import main as click_main

@@ -25,16 +25,16 @@ def render(roster: str, agents: int, missing: list[programs.Missing]) -> tuple[l
     return warnings, f"OK: {roster}: {agents} {noun}"
 
 
-def parse(args: list[str]) -> dict[str, str] | None:
-    """The group's flags of a plain `fleet ... validate` argv, or None for anything else
-    (help, unknown or repeated flags, odd values), which is left to click."""
-    if len(args) < 2 or args[0] != "fleet" or args[-1] != "validate":
+def split(args: list[str]) -> tuple[dict[str, str], list[str]] | None:
+    """(the group's flags, the command and its arguments) of a plain `fleet ...` argv, or
+    None for anything the fast paths leave to click (help, unknown or repeated flags, odd
+    values). Shared with `quickstatus`."""
+    if not args or args[0] != "fleet":
         return None
     flags: dict[str, str] = {}
-    rest = args[1:-1]
-    while rest:
-        arg = rest.pop(0)
-        flag, eq, value = arg.partition("=")
+    rest = args[1:]
+    while rest and rest[0].startswith("-"):
+        flag, eq, value = rest.pop(0).partition("=")
         if flag not in _FLAGS or flag in flags:
             return None
         if not eq:
@@ -44,7 +44,15 @@ def parse(args: list[str]) -> dict[str, str] | None:
         if not value or value.startswith("-"):
             return None
         flags[flag] = value
-    return flags
+    return flags, rest
+
+
+def parse(args: list[str]) -> dict[str, str] | None:
+    """The group's flags of a plain `fleet ... validate` argv, or None for anything else."""
+    parsed = split(args)
+    if parsed is None or parsed[1] != ["validate"]:
+        return None
+    return parsed[0]
 
 
 def run(args: list[str]) -> int | None:

@@ -69,7 +69,9 @@ def _stamp() -> tuple[Any, ...] | None:
             stats.append((path, st.st_mtime_ns, st.st_size))
     except OSError:
         return None
-    return (FORMAT, __version__, sys.executable, sys.hexversion, tuple(stats))
+    # The interpreter itself, however it was named (a venv has python and python3).
+    interpreter = os.path.realpath(sys.executable)
+    return (FORMAT, __version__, interpreter, sys.hexversion, tuple(stats))
 
 
 def _read(cache_dir: str, name: str, data: bytes) -> dict[str, Any] | None:

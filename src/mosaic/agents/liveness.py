@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mosaic.agents.state import AgentState, Desired
-from mosaic.base import procs
 from mosaic.config.runtimes import Runtime
 from mosaic.tmux.panes import Pane
 
@@ -35,6 +34,8 @@ def runtime_alive(pane: Pane, runtime: Runtime) -> bool:
         return False
     if pane.command in runtime.processes:
         return True
+    from mosaic.base import procs  # lazily: the usual pane (runtime in front) needs no /proc
+
     info = procs.info(pane.pid)
     return info is not None and info.comm in runtime.processes
 

@@ -13,7 +13,6 @@ import time
 from mosaic import supervise
 from mosaic.agents import state
 from mosaic.agents.liveness import AgentRunState, pane_state
-from mosaic.base import procs
 from mosaic.config.paths import Paths
 from mosaic.config.roster import Agent
 from mosaic.fleet import Fleet, open_fleet
@@ -89,6 +88,8 @@ def _uptime(pid: int | None, record: state.AgentState, now: float) -> float | No
         return None
     if record.pid == pid and record.started_at is not None:
         return max(0.0, now - record.started_at)
+    from mosaic.base import procs
+
     return procs.uptime_s(pid)
 
 

@@ -340,6 +340,14 @@ REGRESSIONS: list[tuple[str, str | bytes, list[str]]] = [
         [f"{F}:3:1: duplicate key '<<' (first at line 2)"],
     ),
     (
+        "duplicate-key-and-a-bad-value",  # the re-read that lists duplicates raised unhandled
+        "version: 1\nversion: 1\nagents: !!seq x\n",
+        [
+            f"{F}:2:1: duplicate key 'version' (first at line 1)",
+            f"{F}:3:9: YAML syntax error: expected a sequence node, but found scalar",
+        ],
+    ),
+    (
         "duplicate-key-spelled-apart",  # 1 and 0x1: was no problem at all, the 0x1 value lost
         "version: 1\n1: a\n0x1: b\n",
         [

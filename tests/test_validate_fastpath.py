@@ -9,6 +9,7 @@ Which path answered is read from `python -X importtime`: the fast path never imp
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -214,3 +215,66 @@ def test_concurrent_validates_of_two_rosters_each_get_their_own_answer(
         runs = list(pool.map(lambda p: _validate(fleet_env, "--roster", str(p)), jobs))
     for path, run in zip(jobs, runs, strict=True):
         assert (run.code, run.out, run.err) == (0, rosters[path], "")
+
+
+# Every config module whose code decides what `validate` says about a roster.
+DECIDING_MODULES = (
+    "checker.py", "load.py", "names.py", "programs.py", "roster.py", "rostercache.py",
+    "runtimes.py", "yamlguard.py", "yamlio.py",
+)  # fmt: skip
+
+
+def _copy_tree(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def test_an_edit_to_any_module_the_outcome_depends_on_makes_the_fast_path_miss(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A copy of the package first on PYTHONPATH stands for an upgraded or edited install.
+    import mosaic
+
+    lib = tmp_path / "lib"
+    pkg = _copy_tree(Path(mosaic.__file__).parent, lib / "mosaic")
+    env = {**fleet_env, "PYTHONPATH": str(lib)}
+    assert run_mosaic(["fleet", "init", "--preset", "demo"], env).code == 0
+    first = _validate(env)
+    assert first.code == 0 and not first.fast
+    assert _validate(env).fast
+    for name in DECIDING_MODULES:
+        module = pkg / "config" / name
+        with module.open("a") as f:
+            f.write("# edited\n")
+        edited = _validate(env)
+        assert not edited.fast, f"an edit to config/{name} was answered from the cache"
+        assert _same(edited, first)
+        assert _validate(env).fast  # and the entry written after it serves the next run
+
+
+def test_another_ruamel_yaml_makes_the_fast_path_miss(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("ruamel.yaml")
+    assert spec is not None and spec.origin is not None
+    installed = Path(spec.origin).parent
+    # The same parser under another version number, ahead of the installed one.
+    lib = tmp_path / "lib"
+    fake = _copy_tree(installed, lib / "ruamel" / "yaml")
+    init = fake / "__init__.py"
+    text = init.read_text()
+    assert "version_info=(0, 19," in text
+    init.write_text(text.replace("version_info=(0, 19,", "version_info=(0, 19, 99, "))
+    other = {**fleet_env, "PYTHONPATH": str(lib)}
+
+    assert run_mosaic(["fleet", "init", "--preset", "demo"], fleet_env).code == 0
+    first = _validate(fleet_env)
+    assert _validate(fleet_env).fast
+    switched = _validate(other)
+    assert not switched.fast, "a different ruamel.yaml was answered from the cache"
+    assert _same(switched, first)
+    assert _validate(other).fast
+    back = _validate(fleet_env)
+    assert not back.fast and _same(back, first)

@@ -9,20 +9,30 @@ Under the systemd supervisor one `systemctl show` for all units adds systemd's v
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from mosaic import supervise
 from mosaic.agents import state
 from mosaic.agents.liveness import AgentRunState, pane_state
 from mosaic.agents.settings import drift, effective
-from mosaic.base import procs
+from mosaic.config.paths import Paths
 from mosaic.config.roster import Agent
-from mosaic.fleet import Fleet
+from mosaic.fleet import Fleet, open_fleet
 from mosaic.screen.classify import Activity, Screen, classify
 from mosaic.store import db, events, watchview
 from mosaic.store.watchview import AgentView
 from mosaic.tmux.panes import capture_many, list_panes
 from mosaic.watch import beat
+
+# `typing` costs a measurable share of `status`'s start-up; annotations only need it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def fleet_status(paths: Paths, agent: str | None) -> dict[str, Any]:
+    """The status document of AGENT (or every agent) of the fleet at `paths`."""
+    fleet = open_fleet(paths)
+    return collect(fleet, fleet.roster.select(agent))
 
 
 def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
@@ -54,7 +64,7 @@ def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:
             activity = classify(fleet.roster.runtime_for(agent), screen).activity
         alive = pane is not None and not pane.dead
         pid = pane.pid if alive and pane is not None else None
-        uptime = procs.uptime_s(pid) if pid else None
+        uptime = _uptime(pid, record, now)
         rows.append(
             {
                 "name": agent.name,
@@ -109,12 +119,30 @@ def _watched(
     }
 
 
+def _uptime(pid: int | None, record: state.AgentState, now: float) -> float | None:
+    """From the supervision record when it is about this very process (every launch writes
+    `started_at` just before and the pid just after), so status reads no file per agent;
+    from /proc otherwise."""
+    if not pid:
+        return None
+    if record.pid == pid and record.started_at is not None:
+        return max(0.0, now - record.started_at)
+    from mosaic.base import procs
+
+    return procs.uptime_s(pid)
+
+
 def _restart_in_progress(fleet: Fleet) -> dict[str, Any] | None:
-    """Who holds the restart lock right now; never waits."""
+    """Who holds the restart lock right now; never waits. The restart lock's module (a
+    fifth of status's imports) is loaded only when the lock is held."""
+    from mosaic.base.flock import held
     from mosaic.errors import ConfigError
-    from mosaic.supervise.restartlock import current_holder
 
     try:
+        if not held(fleet.paths.restart_lock):
+            return None
+        from mosaic.supervise.restartlock import current_holder
+
         holder = current_holder(fleet.paths.restart_lock)
     except ConfigError as exc:
         return {"error": exc.message}

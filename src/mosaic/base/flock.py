@@ -88,3 +88,21 @@ def exclusive(path: Path) -> Iterator[int]:
     finally:
         # Closing our only descriptor releases the flock; the file itself stays.
         os.close(fd)
+
+
+def held(path: Path) -> bool:
+    """Whether any process holds an exclusive flock on `path` right now; never waits and
+    never creates the file (none means not held). Probes with a shared lock, dropped at
+    once, through a fresh descriptor; a hostile path raises ConfigError as `open_lock_file`
+    does."""
+    try:
+        fd = open_lock_file(path, create=False)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import tempfile
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -29,6 +28,8 @@ def ensure_dir(path: Path) -> Path:
 
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Write `data` to a temp file beside `path`, fsync it, rename over `path`, fsync the dir."""
+    import tempfile  # with shutil, random, lzma...: not for readers such as `status`
+
     directory = path.parent
     ensure_dir(directory)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=directory)

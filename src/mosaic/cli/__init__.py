@@ -1,8 +1,10 @@
 """Thin click layer: parse, call the library, render.
 
-`main` answers `mosaic --version`, `fleet validate` of an unchanged roster, and a TAB for
-agent or runtime names, before importing click (a third of a bare interpreter's start-up on
-its own), so the most common health checks and completions stay near interpreter speed.
+`main` answers `mosaic --version`, `fleet validate` of an unchanged roster,
+`fleet status --json`, `fleet events --json` and a TAB for agent or runtime names before
+importing click (a third of a bare interpreter's start-up on its own), so the most common
+health checks, scripts and completions stay near interpreter speed. Each fast path answers
+exactly as the click command would, or returns None and leaves the argv to click.
 """
 
 from __future__ import annotations
@@ -15,31 +17,50 @@ COMPLETE_VAR = "_MOSAIC_COMPLETE"
 
 
 def main() -> int | None:
-    args = sys.argv[1:]
+    try:
+        status = _fast(sys.argv[1:])
+        if status is not None:
+            return status
+        from mosaic.cli.main import main as click_main
+
+        return click_main()
+    except KeyboardInterrupt:  # before click took over, or after it let go
+        return interrupted()
+
+
+def _fast(args: list[str]) -> int | None:
     if os.environ.get(COMPLETE_VAR):
         # click's completion protocol: the words come from the environment, argv is unused.
         from mosaic.cli import quickcomplete
 
-        status = quickcomplete.run()
-        if status is not None:
-            return status
-    elif args == ["--version"]:
+        return quickcomplete.run()
+    if args == ["--version"]:
         from mosaic import __version__
 
         sys.stdout.write(f"mosaic {__version__}\n")
         return 0
-    elif args[-1:] == ["validate"]:
+    if args[-1:] == ["validate"]:
         from mosaic.cli import quickvalidate
 
-        status = quickvalidate.run(args)
-        if status is not None:
-            return status
-    if "events" in args and "--json" in args:
+        return quickvalidate.run(args)
+    if "--json" in args and "status" in args:
+        from mosaic.cli import quickstatus
+
+        return quickstatus.run(args)
+    if "--json" in args and "events" in args:
         from mosaic.cli import quickevents
 
-        status = quickevents.run(args)
-        if status is not None:
-            return status
-    from mosaic.cli.main import main as click_main
+        return quickevents.run(args)
+    return None
 
-    return click_main()
+
+def interrupted() -> int:
+    """Ctrl-C: the one line on stderr and exit 130. Whatever was under way stopped at a safe
+    point: files are replaced atomically, locks are released with their descriptors, and
+    lock waits are abandoned without entering. On a terminal the line starts after the
+    `^C` the terminal echoed."""
+    from mosaic.errors import ExitCode
+
+    sys.stderr.write(("\n" if sys.stderr.isatty() else "") + "interrupted\n")
+    sys.stderr.flush()
+    return int(ExitCode.INTERRUPTED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -17,4 +16,6 @@ def paths_of(ctx: click.Context) -> Paths:
 
 
 def echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, sort_keys=False))
+    from mosaic.cli.render import json_document
+
+    click.echo(json_document(doc), nl=False)

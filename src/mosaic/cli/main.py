@@ -40,6 +40,19 @@ FLEET_COMMANDS: dict[str, str] = {
 
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, carried past click: click answers a KeyboardInterrupt with a blank line on
+    stderr and an Abort, and the contract is one line (`mosaic.cli.interrupted`)."""
+
+
+class Root(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted from None
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(FLEET_COMMANDS)
@@ -54,7 +67,7 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mosaic", message="%(prog)s %(version)s")
 def cli() -> None:
     """mosaic: run a fleet of AI coding agents in tmux."""
@@ -91,11 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except MosaicError as exc:
         click.echo(exc.message, err=True)
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        # Whatever was under way stopped at a safe point: files are replaced atomically and
-        # locks are released with their descriptors.
-        click.echo("interrupted", err=True)
-        return int(ExitCode.INTERRUPTED)
+    except (Interrupted, click.exceptions.Abort, KeyboardInterrupt):
+        from mosaic.cli import interrupted
+
+        return interrupted()
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

@@ -18,7 +18,7 @@ import os
 import sys
 
 from mosaic.cli import COMPLETE_VAR
-from mosaic.cli.quickvalidate import split_group
+from mosaic.cli.argv import split_group
 from mosaic.config import locate, rostercache
 
 TYPE_CHECKING = False

@@ -15,10 +15,10 @@ import sqlite3
 import sys
 import time
 
+from mosaic.cli.argv import split_group
 from mosaic.config import locate
 from mosaic.store import eventlines
 
-_GROUP_FLAGS = ("--mosaic-home", "--roster")
 # Kept equal to config.eventtypes.NAMES (tests/test_events_cli.py checks): importing the
 # enum module for the check would cost more than the rest of this path.
 TYPES = (
@@ -30,27 +30,27 @@ TYPES = (
 
 def parse(args: list[str]) -> dict[str, list[str]] | None:
     """The flags of a plain `fleet ... events --json ...` argv, or None for anything else."""
-    if len(args) < 3 or args[0] != "fleet" or "events" not in args:
+    split = split_group(args)
+    if split is None or split[1][:1] != ["events"]:
         return None
-    at = args.index("events")
-    flags: dict[str, list[str]] = {}
-    for part, allowed in ((args[1:at], _GROUP_FLAGS), (args[at + 1 :], ("--since", "--type"))):
-        rest = list(part)
-        while rest:
-            arg = rest.pop(0)
-            if arg == "--json" and allowed is not _GROUP_FLAGS and "--json" not in flags:
-                flags["--json"] = []
-                continue
-            flag, eq, value = arg.partition("=")
-            if flag not in allowed or (flag in flags and flag != "--type"):
+    group, rest = split
+    flags: dict[str, list[str]] = {k: [v] for k, v in group.items()}
+    rest = rest[1:]
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json" and "--json" not in flags:
+            flags["--json"] = []
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--since", "--type") or (flag in flags and flag != "--type"):
+            return None
+        if not eq:
+            if not rest:
                 return None
-            if not eq:
-                if not rest:
-                    return None
-                value = rest.pop(0)
-            if not value or value.startswith("-"):
-                return None
-            flags.setdefault(flag, []).append(value)
+            value = rest.pop(0)
+        if not value or value.startswith("-"):
+            return None
+        flags.setdefault(flag, []).append(value)
     return flags if "--json" in flags else None
 
 

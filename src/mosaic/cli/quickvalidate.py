@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
+from mosaic.cli.argv import split_group
 from mosaic.config import locate, programs, rostercache
-
-_FLAGS = ("--mosaic-home", "--roster")
 
 
 def render(roster: str, agents: int, missing: list[programs.Missing]) -> tuple[list[str], str]:
@@ -23,27 +22,6 @@ def render(roster: str, agents: int, missing: list[programs.Missing]) -> tuple[l
     warnings = [f"WARNING: {programs.describe(item)}" for item in missing]
     noun = "agent" if agents == 1 else "agents"
     return warnings, f"OK: {roster}: {agents} {noun}"
-
-
-def split_group(args: list[str]) -> tuple[dict[str, str], list[str]] | None:
-    """`fleet`'s own flags and the words after them (the command and its arguments), or
-    None for anything else (other or repeated flags, odd values), which is left to click."""
-    if args[:1] != ["fleet"]:
-        return None
-    flags: dict[str, str] = {}
-    rest = args[1:]
-    while rest and rest[0].startswith("-"):
-        flag, eq, value = rest.pop(0).partition("=")
-        if flag not in _FLAGS or flag in flags:
-            return None
-        if not eq:
-            if not rest:
-                return None
-            value = rest.pop(0)
-        if not value or value.startswith("-"):
-            return None
-        flags[flag] = value
-    return flags, rest
 
 
 def parse(args: list[str]) -> dict[str, str] | None:

@@ -1,8 +1,21 @@
-"""Tables for people (rich is imported only here, only by commands that draw)."""
+"""What commands print: tables for people (rich is imported only here, only by commands
+that draw) and the one JSON document scripts get."""
 
 from __future__ import annotations
 
-from typing import Any
+# `typing` costs a measurable share of `status`'s start-up; annotations only need it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+
+def json_document(doc: Any) -> str:
+    """The `--json` output line, shared by click commands and the pre-click fast paths so
+    both print the same bytes."""
+    import json
+
+    return json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n"
 
 
 def status_table(doc: dict[str, Any]) -> None:

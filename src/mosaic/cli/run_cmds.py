@@ -68,10 +68,8 @@ def restart_cmd(ctx: click.Context, agent: str | None) -> None:
 def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     """Show the supervisor, the holder and each agent's state and activity."""
     from mosaic.agents import status
-    from mosaic.fleet import open_fleet
 
-    fleet = open_fleet(paths_of(ctx))
-    doc = status.collect(fleet, fleet.roster.select(agent))
+    doc = status.fleet_status(paths_of(ctx), agent)
     if as_json:
         echo_json(doc)
         return

@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
 
 from mosaic.config import eventtypes
 from mosaic.config.names import ENV_KEY_PATTERN, NAME_PATTERN, SOCKET_PATTERN
@@ -35,6 +35,11 @@ from mosaic.config.roster import (
 from mosaic.config.runtimes import Runtime, builtin_runtimes
 from mosaic.errors import Problem
 
+# `typing` costs a measurable share of `status`'s start-up; annotations only need it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 # YAML 1.1 habits for "no restart" / "restart": the round-trip loader (YAML 1.2) keeps them
 # as strings or reads true/false as booleans; either way the user meant a policy.
 RESTART_ALIASES = {
@@ -50,6 +55,15 @@ RESTART_ALIASES = {
 Pos = tuple[int, int]  # 0-based, as ruamel stores it
 
 
+# Characters of a value quoted back in a message: enough to recognise it, one line always.
+_CLIP = 60
+
+
+def clip(text: str, limit: int = _CLIP) -> str:
+    """`text`, cut to `limit` characters (marked with …) when longer."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -63,8 +77,12 @@ def _kind(value: Any) -> str:
         return "a string"
     if isinstance(value, dict):
         return "a mapping"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "a list"
+    if isinstance(value, AbstractSet):
+        return "a set"
+    if isinstance(value, bytes):
+        return "binary data"
     if type(value).__name__ == "TaggedScalar":
         return "a tagged value"
     if hasattr(value, "isoformat"):
@@ -73,15 +91,43 @@ def _kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    """A scalar as the user wrote it in YAML terms (false, null), not as Python spells it."""
+    """A value as the user wrote it in YAML terms (false, null, 2001-01-01), not as Python
+    spells it; long ones clipped, collections only named, so a message stays one short line
+    whatever the roster holds."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, str):
+        return repr(clip(value))
+    if isinstance(value, int):
+        if value.bit_length() > 3 * _CLIP:  # str() of a huge int is slow, then refused
+            return f"(an integer of about {int(value.bit_length() * 0.30103) + 1} digits)"
+        return str(int(value))
+    if isinstance(value, float):
+        return repr(float(value))
     if type(value).__name__ == "TaggedScalar":
         tag = str(getattr(value.tag, "value", value.tag)).replace("tag:yaml.org,2002:", "!!")
-        return f"{tag} {value.value!r}"
-    return repr(value)
+        return f"{clip(tag)} {_show(str(value.value))}"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return f"({_kind(value)})"
+
+
+def _described(value: Any) -> str:
+    """'a string 'x'', 'an integer 2', 'a list': what was found, for "got ..." messages."""
+    shown = _show(value)
+    return _kind(value) if shown.startswith("(") else f"{_kind(value)} {shown}"
+
+
+def _unpaired_surrogate(value: str) -> str | None:
+    """A `\\uD800`-style escape decodes to a code point no file name, argument or
+    environment can carry; the first such, escaped, or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return ascii(value[exc.start])[1:-1]
+    return None
 
 
 def closest(word: Any, choices: Iterable[str]) -> str | None:
@@ -149,7 +195,7 @@ class Checker:
             if key in allowed:
                 continue
             hint = _hint(key, allowed) or f" (expected one of: {', '.join(allowed)})"
-            self.add(_key_pos(mapping, key), f"unknown key {key!r}{hint}")
+            self.add(_key_pos(mapping, key), f"unknown key {_show(key)}{hint}")
 
     def string(self, mapping: Any, key: str, what: str) -> str | None:
         value = mapping[key]
@@ -157,7 +203,7 @@ class Checker:
             if not value:
                 self.add(_val_pos(mapping, key), f"{what} must not be empty")
                 return None
-            return str(value)
+            return self.text(value, _val_pos(mapping, key), what)
         self.add(_val_pos(mapping, key), f"{what} must be a string, got {_kind(value)}")
         return None
 
@@ -165,7 +211,7 @@ class Checker:
         value = mapping[key]
         if isinstance(value, str) and value in choices:
             return str(value)
-        shown = repr(value) if isinstance(value, str) else _kind(value)
+        shown = _show(value) if isinstance(value, str) else _kind(value)
         self.add(
             _val_pos(mapping, key),
             f"invalid {what} {shown}: expected one of {', '.join(choices)}{_hint(value, choices)}",
@@ -181,6 +227,13 @@ class Checker:
             return None
         if "\0" in value:
             self.add(pos, f"{what} must not contain a NUL character")
+            return None
+        return self.text(value, pos, what)
+
+    def text(self, value: str, pos: Pos, what: str) -> str | None:
+        bad = _unpaired_surrogate(value)
+        if bad is not None:
+            self.add(pos, f"{what} must not contain an unpaired surrogate ({bad})")
             return None
         return str(value)
 
@@ -216,10 +269,11 @@ class Checker:
             if not isinstance(name, str) or not re.fullmatch(ENV_KEY_PATTERN, name):
                 self.add(
                     _key_pos(value, name),
-                    f"invalid environment variable name {name!r}: must match {ENV_KEY_PATTERN}",
+                    f"invalid environment variable name {_show(name)}: "
+                    f"must match {ENV_KEY_PATTERN}",
                 )
                 continue
-            word = self.word(raw, _val_pos(value, name), f"env value for {name}")
+            word = self.word(raw, _val_pos(value, name), f"env value for {clip(name)}")
             if word is not None:
                 out[name] = word
         return out
@@ -246,7 +300,7 @@ class Checker:
 
         text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", var, raw)
         if missing:
-            self.add(pos, f"workdir {raw!r} uses unset variable(s): {', '.join(missing)}")
+            self.add(pos, f"workdir {_show(raw)} uses unset variable(s): {', '.join(missing)}")
             return None
         if text == "~" or text.startswith("~/"):
             home = self.env.get("HOME") or os.path.expanduser("~")
@@ -304,10 +358,12 @@ class Checker:
         value = doc["version"]
         pos = _val_pos(doc, "version")
         if type(value) is not int:
-            self.add(pos, f"version must be the integer 1, got {_kind(value)} {_show(value)}")
+            self.add(pos, f"version must be the integer 1, got {_described(value)}")
             return None
         if value != SUPPORTED_VERSION:
-            self.add(pos, f"unsupported roster version {value}; only version 1 is understood")
+            self.add(
+                pos, f"unsupported roster version {_show(value)}; only version 1 is understood"
+            )
             return None
         return value
 
@@ -316,7 +372,7 @@ class Checker:
         if value is not None and not re.fullmatch(SOCKET_PATTERN, value):
             self.add(
                 _val_pos(doc, "tmux_socket"),
-                f"invalid tmux_socket {value!r}: use letters, digits, '_', '.', '-' "
+                f"invalid tmux_socket {_show(value)}: use letters, digits, '_', '.', '-' "
                 "(at most 64, not starting with '.' or '-')",
             )
             return None
@@ -356,7 +412,9 @@ class Checker:
         value = mapping["restart"]
         if isinstance(value, str) and value in RESTART_POLICIES:
             return str(value)
-        shown = repr(value) if isinstance(value, str) else f"{_show(value)} ({_kind(value)})"
+        shown = _show(value)
+        if not isinstance(value, str) and not shown.startswith("("):
+            shown += f" ({_kind(value)})"
         alias = RESTART_ALIASES.get(str(value).lower()) if isinstance(value, str | bool) else None
         hint = f" (did you mean {alias!r}?)" if alias else _hint(value, RESTART_POLICIES)
         self.add(
@@ -430,14 +488,16 @@ class Checker:
         if not re.fullmatch(NAME_PATTERN, name):
             self.add(
                 where,
-                f"invalid agent name {name!r}: must match ^{NAME_PATTERN}$ (a lowercase letter, "
-                "then lowercase letters, digits, '_' or '-'; at most 32) because it becomes a "
-                "tmux session, systemd instance and file name",
+                f"invalid agent name {_show(name)}: must match ^{NAME_PATTERN}$ "
+                "(a lowercase letter, then lowercase letters, digits, '_' or '-'; at most 32) "
+                "because it becomes a tmux session, systemd instance and file name",
             )
             return None
         if name in seen:
             self.add(
-                where, f"duplicate agent name {name!r} (first defined at line {seen[name][0] + 1})"
+                where,
+                f"duplicate agent name {_show(name)} "
+                f"(first defined at line {seen[name][0] + 1})",
             )
             return None
         seen[name] = where
@@ -455,7 +515,7 @@ class Checker:
             hint = (
                 f" (did you mean {match!r}?)" if match else f"; known runtimes: {', '.join(known)}"
             )
-            self.add(_val_pos(item, "runtime"), f"unknown runtime {runtime!r}{hint}")
+            self.add(_val_pos(item, "runtime"), f"unknown runtime {_show(runtime)}{hint}")
             return None
         return runtime
 
@@ -486,7 +546,7 @@ class Checker:
     def runtime_name(self, section: Any, name: Any, builtins: dict[str, Runtime]) -> bool:
         pos = _key_pos(section, name)
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
-            self.add(pos, f"invalid runtime name {name!r}: must match ^{NAME_PATTERN}$")
+            self.add(pos, f"invalid runtime name {_show(name)}: must match ^{NAME_PATTERN}$")
             return False
         if name in builtins:
             self.add(pos, f"runtime {name!r} is built in; give the custom runtime another name")
@@ -535,7 +595,7 @@ class Checker:
                 self.add(
                     _val_pos(spec, "paste_window_ms"),
                     "paste_window_ms must be an integer from 0 to 10000, "
-                    f"got {_kind(value)} {_show(value)}",
+                    f"got {_described(value)}",
                 )
             else:
                 out["paste_window_ms"] = value
@@ -659,6 +719,12 @@ class Checker:
             line, col = _val_pos(spec, key)
             offset = self.source_offset(line, col, exc.pos or 0) if exc.pos is not None else 0
             self.add((line, col + offset), f"invalid {key} regex: {exc.msg}")
+            return None
+        except RecursionError:  # the regex compiler recurses once per nested group
+            self.add(_val_pos(spec, key), f"invalid {key} regex: groups nested too deeply")
+            return None
+        except (OverflowError, ValueError) as exc:  # e.g. a{99999999999}
+            self.add(_val_pos(spec, key), f"invalid {key} regex: {exc}")
             return None
         return value
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
-from mosaic.config.checker import Checker
+from mosaic.config.checker import Checker, clip
 from mosaic.config.roster import Roster
 from mosaic.errors import ConfigError, Problem, RosterError
+
+# `typing` costs a measurable share of `status`'s start-up; annotations only need it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_YAML_CLIP = 200  # characters of a YAML parser's message
 
 # --------------------------------------------------------------------------- loading
 
@@ -145,28 +151,44 @@ def parse(text: str, path: Path) -> tuple[Any, list[Problem]]:
     from mosaic.config import yamlio
 
     where = str(path)
+    problems: list[Problem] = []
     try:
-        return yamlio.load(text), []
-    except DuplicateKeyError:
-        problems = [
-            Problem(where, line + 1, col + 1, f"duplicate key {key!r} (first at line {first + 1})")
-            for line, col, key, first in yamlio.duplicate_keys(text)
-        ]
-        return yamlio.load(text, allow_duplicate_keys=True), problems
+        try:
+            return yamlio.load(text), []
+        except DuplicateKeyError as exc:
+            problems = [
+                Problem(
+                    where,
+                    line + 1,
+                    col + 1,
+                    f"duplicate key {clip(key)!r} (first at line {first + 1})",
+                )
+                for line, col, key, first in yamlio.duplicate_keys(text)
+            ] or [_marked(where, exc)]  # keys spelled apart that mean one (1 and 0x1)
+            return yamlio.load(text, allow_duplicate_keys=True), problems
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = exc.problem or "invalid YAML"
-        if exc.context and message.startswith("but "):
-            message = f"{exc.context} {message}"
-        elif exc.context:
-            message += f" ({exc.context})"
-        raise RosterError([Problem(where, line, col, f"YAML syntax error: {message}")]) from None
+        # A duplicate merge key (<<) stays fatal even then, and is listed already.
+        if not (problems and isinstance(exc, DuplicateKeyError)):
+            problems.append(_marked(where, exc))
+        raise RosterError(problems) from None
     except YAMLError as exc:
         position = getattr(exc, "position", None)
         line, col = _line_col_of_text(text, position) if isinstance(position, int) else (1, 1)
-        reason = getattr(exc, "reason", None) or str(exc).splitlines()[0]
+        reason = clip(getattr(exc, "reason", None) or str(exc).splitlines()[0], _YAML_CLIP)
         raise RosterError([Problem(where, line, col, f"not a YAML text file: {reason}")]) from None
+
+
+def _marked(where: str, exc: Any) -> Problem:
+    """A ruamel `MarkedYAMLError` as a problem at its mark."""
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    message = exc.problem or "invalid YAML"
+    if exc.context and message.startswith("but "):
+        message = f"{exc.context} {message}"
+    elif exc.context:
+        message += f" ({exc.context})"
+    # ruamel quotes the text it stumbled on (an alias, a tag, a value) whole, however long.
+    return Problem(where, line, col, f"YAML syntax error: {clip(message, _YAML_CLIP)}")
 
 
 def _line_col_of_bytes(data: bytes, offset: int) -> tuple[int, int]:

@@ -43,7 +43,7 @@ FORMAT = 3
 # that read it: editing or upgrading any of them invalidates every entry.
 _VALIDATOR = (
     "checker.py", "eventtypes.py", "load.py", "names.py", "programs.py", "roster.py",
-    "rostercache.py", "runtimes.py", "yamlio.py",
+    "rostercache.py", "runtimes.py", "yamlguard.py", "yamlio.py",
 )  # fmt: skip
 _PARSER = os.path.join("ruamel", "yaml", "__init__.py")  # holds ruamel's version
 
@@ -71,7 +71,9 @@ def _stamp() -> tuple[Any, ...] | None:
             stats.append((path, st.st_mtime_ns, st.st_size))
     except OSError:
         return None
-    return (FORMAT, __version__, sys.executable, sys.hexversion, tuple(stats))
+    # The interpreter itself, however it was named (a venv has python and python3).
+    interpreter = os.path.realpath(sys.executable)
+    return (FORMAT, __version__, interpreter, sys.hexversion, tuple(stats))
 
 
 def _read(cache_dir: str, name: str, data: bytes) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,11 @@ def _starts_with_marker(lines: list[str]) -> bool:
 def _yaml(style: Style) -> Any:
     from ruamel.yaml import YAML
 
+    from mosaic.config import yamlguard
+
     yaml = YAML(typ="rt")
+    yaml.Composer = yamlguard.GuardedComposer
+    yaml.Constructor = yamlguard.GuardedConstructor
     yaml.indent(mapping=style.mapping, sequence=style.sequence, offset=style.offset)
     yaml.preserve_quotes = True
     yaml.width = _WIDTH
@@ -94,10 +99,14 @@ def _yaml(style: Style) -> Any:
 def load(text: str, allow_duplicate_keys: bool = False) -> Any:
     """Parse one YAML document into round-trip containers (with line/column info).
 
-    Raises ruamel's own errors; `roster` turns them into positioned problems."""
+    Raises ruamel's own errors (never another exception: `yamlguard`); `load` turns them
+    into positioned problems. ruamel's warnings about legal YAML (YAML 1.1 floats, re-used
+    anchors) are not the user's business: the checker judges the values themselves."""
     yaml = _yaml(guess_style(text))
     yaml.allow_duplicate_keys = allow_duplicate_keys
-    return yaml.load(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return yaml.load(text)
 
 
 def duplicate_keys(text: str) -> list[tuple[int, int, str, int]]:
@@ -108,7 +117,9 @@ def duplicate_keys(text: str) -> list[tuple[int, int, str, int]]:
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
     found: list[tuple[int, int, str, int]] = []
-    stack = [_yaml(Style()).compose(text)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stack = [_yaml(Style()).compose(text)]
     visited: set[int] = set()
     while stack:
         node = stack.pop()

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mosaic.config import programs
 from mosaic.errors import TmuxError, TmuxMissingError
 
 # Field separator for -F formats: a control character no session name or command contains.
@@ -27,7 +27,7 @@ _NO_SERVER = re.compile(r"no server running|error connecting to|failed to connec
 
 
 def tmux_binary() -> str:
-    path = shutil.which("tmux")
+    path = programs.find("tmux", programs.search_path(None, os.environ))
     if path is None:
         raise TmuxMissingError()
     return path

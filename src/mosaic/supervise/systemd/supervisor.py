@@ -120,11 +120,48 @@ def _require_installed(current: FleetView) -> None:
         )
 
 
-def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
+def _nothing() -> None:
+    pass
+
+
+def _tracker(
+    unit_names: Sequence[str], arrived: Callable[[str], bool], progress: Callable[[], None]
+) -> systemctl.Tick:
+    """A tick for one long systemctl call over many units (systemd runs their jobs in
+    parallel): `progress` each time more of them have arrived, so a restart of a large fleet
+    is seen to move while the call lasts."""
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        try:
+            states = systemctl.is_active(list(unit_names), timeout=systemctl.PROBE_TIMEOUT)
+        except OperationFailed:
+            return  # a look that failed is no news; the call itself reports real trouble
+        now = sum(1 for u in unit_names if arrived(states.get(u, "")))
+        if now > count:
+            count = now
+            progress()
+
+    return tick
+
+
+def _is_down(active_state: str) -> bool:
+    return active_state not in units.UP_STATES
+
+
+def _is_settled(active_state: str) -> bool:
+    return active_state in ("active", "failed")
+
+
+def start(
+    fleet: Fleet, agents: list[Agent], progress: Callable[[], None] = _nothing
+) -> list[str]:
     """Start the holder and the agents' units in one systemctl call; idempotent.
 
     Preflight first, so a bad agent leaves nothing half-started. A unit that gave up after
-    a crash loop is reset first: an explicit start is the operator asking again.
+    a crash loop is reset first: an explicit start is the operator asking again. `progress`
+    is called as units come up, and once all are.
     """
     require_manager(fleet)
     preflight(fleet.roster, agents)
@@ -138,7 +175,9 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
     if before.holder.active == "failed":
         failed.append(units.HOLDER_UNIT)
     systemctl.reset_failed(failed)
-    systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names)])
+    wanted = [units.HOLDER_UNIT, *(units.agent_unit(n) for n in names)]
+    systemctl.start(wanted, tick=_tracker(wanted, _is_settled, progress))
+    progress()
     panes = list_panes(fleet.tmux) or {}
     lines = _stale_dropins(fleet)
     for name in names:
@@ -169,19 +208,24 @@ def _stale_dropins(fleet: Fleet) -> list[str]:
     ]
 
 
-def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
+def stop(
+    fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None] = _nothing
+) -> list[str]:
     """Stop the agents' units (every one, even when some fail) and, for the whole fleet,
-    the holder; report every failure at once (exit 1)."""
+    the holder; report every failure at once (exit 1). `progress` is called as units go
+    down, and once all have."""
     require_manager(fleet)
     names = [a.name for a in agents]
     if whole:
         names += sorted(set(_loaded_agents()) - set(names))
     before = view(fleet, names)
     stop_error: str | None = None
+    agent_units = [units.agent_unit(n) for n in names]
     try:
-        systemctl.stop([units.agent_unit(n) for n in names])
+        systemctl.stop(agent_units, tick=_tracker(agent_units, _is_down, progress))
     except OperationFailed as exc:
         stop_error = exc.message
+    progress()
     after = view(fleet, names)
     runtimes = {a.name: fleet.roster.runtime_for(a) for a in agents}
     lines, failures = _stop_leftovers(fleet, names, runtimes)
@@ -266,13 +310,13 @@ def _stop_holder(fleet: Fleet) -> str:
 def restart(
     fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None]
 ) -> list[str]:
-    """Stop then start (the caller holds the restart lock). Units that hit their start
-    limit are reset on the way, so a restart always gets a fresh budget of retries."""
+    """Stop then start (the caller holds the restart lock and passes its `progress`).
+    Units that hit their start limit are reset on the way, so a restart always gets a
+    fresh budget of retries."""
     require_manager(fleet)
     reset_failed([units.agent_unit(a.name) for a in agents])
-    lines = stop(fleet, agents, whole)
-    progress()
-    return lines + start(fleet, agents)
+    lines = stop(fleet, agents, whole, progress)
+    return lines + start(fleet, agents, progress)
 
 
 def status_overlay(fleet: Fleet, agents: list[Agent], panes: Mapping[str, Pane]) -> Overlay:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
 from mosaic.agents import state
@@ -24,8 +24,15 @@ from mosaic.tmux.panes import list_panes
 from mosaic.tmux.server import ensure_server
 
 
-def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
-    """Start what is not running; returns one line per agent for the operator."""
+def _nothing() -> None:
+    pass
+
+
+def start(
+    fleet: Fleet, agents: list[Agent], progress: Callable[[], None] = _nothing
+) -> list[str]:
+    """Start what is not running, calling `progress` after each agent; returns one line
+    per agent for the operator."""
     preflight(fleet.roster, agents)
     ensure_server(fleet.tmux, fleet.paths)
     panes = list_panes(fleet.tmux) or {}
@@ -39,6 +46,7 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         new = launch(fleet.tmux, fleet.paths, fleet.roster, agent, pane)
         state.update(fleet.paths, agent.name, _with_pid(new.pid))
         lines.append(f"{agent.name}: started (pid {new.pid})")
+        progress()
     return lines
 
 
@@ -46,8 +54,11 @@ def _with_pid(pid: int) -> Callable[[AgentState], AgentState]:
     return lambda s: replace(s, pid=pid)
 
 
-def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
-    """Stop every agent given, even when some fail; raise one error naming all failures."""
+def stop(
+    fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None] = _nothing
+) -> list[str]:
+    """Stop every agent given (in parallel), even when some fail, calling `progress` as
+    each one is done; raise one error naming all failures."""
     for agent in agents:
         state.update(fleet.paths, agent.name, state.disarmed)
     panes = list_panes(fleet.tmux)
@@ -69,7 +80,7 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
         kill_session(fleet.tmux, name)
         return f"{name}: stopped"
 
-    lines, failures = _each(stop_one, targets)
+    lines, failures = _each(stop_one, targets, progress)
     if whole and not failures:
         fleet.tmux.run("kill-server", check=False)
         lines.append("holder: stopped")
@@ -79,16 +90,21 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
 
 
 def _each(
-    fn: Callable[[tuple[str, Runtime]], str], items: list[tuple[str, Runtime]]
+    fn: Callable[[tuple[str, Runtime]], str],
+    items: list[tuple[str, Runtime]],
+    progress: Callable[[], None],
 ) -> tuple[list[str], list[str]]:
-    """Run `fn` for every item in parallel; collect successes and failure messages."""
-    lines: list[str] = []
-    failures: list[str] = []
+    """Run `fn` for every item in parallel, calling `progress` as each finishes; collect
+    successes and failure messages in the items' order."""
+    done: dict[int, str] = {}
+    failed: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
-        futures = [(item[0], pool.submit(fn, item)) for item in items]
-        for name, future in futures:
+        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+        for future in as_completed(futures):
+            index = futures[future]
             try:
-                lines.append(future.result())
+                done[index] = future.result()
             except MosaicError as exc:
-                failures.append(f"{name}: stop failed: {exc.message}")
-    return lines, failures
+                failed[index] = f"{items[index][0]}: stop failed: {exc.message}"
+            progress()
+    return [done[i] for i in sorted(done)], [failed[i] for i in sorted(failed)]

@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import replace
 
+from mosaic.base import procs
 from mosaic.base.fs import atomic_write, ensure_dir
 from mosaic.config.paths import Paths
 from mosaic.errors import ConfigError
@@ -103,6 +104,23 @@ def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
     for key, value in hook_environment(paths, tmux.socket).items():
         args += ["set-environment", "-g", key, value, ";"]
     tmux.run(*args[:-1])
+
+
+def server_pid(tmux: Tmux) -> int | None:
+    """The fleet's tmux server process, None when no server answers."""
+    proc = tmux.run("display-message", "-p", "#{pid}", check=False)
+    text = proc.stdout.decode(errors="replace").strip()
+    return int(text) if proc.returncode == 0 and text.isdigit() else None
+
+
+def kill_server(tmux: Tmux, timeout: float = 5.0) -> None:
+    """Stop the fleet's tmux server and wait until its process is gone: a dying server
+    still accepts clients for a moment, and a `start` right after would talk to it and be
+    told `server exited unexpectedly`."""
+    pid = server_pid(tmux)
+    tmux.run("kill-server", check=False)
+    if pid is not None:
+        procs.wait_gone([pid], timeout)
 
 
 def require_tmux() -> None:

@@ -26,7 +26,7 @@ from mosaic.fleet import Fleet
 from mosaic.supervise import choice
 from mosaic.supervise.systemd import systemctl, units
 from mosaic.tmux.panes import Pane, int_or_zero, list_panes
-from mosaic.tmux.server import write_conf
+from mosaic.tmux.server import kill_server, write_conf
 
 PROPS = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "Result")
 
@@ -303,7 +303,7 @@ def _stop_holder(fleet: Fleet) -> str:
     systemctl.stop([units.HOLDER_UNIT])
     reset_failed([units.HOLDER_UNIT])
     # A server not run by the holder (left by the tmux supervisor) goes too.
-    fleet.tmux.run("kill-server", check=False)
+    kill_server(fleet.tmux)
     return "holder: stopped"
 
 

@@ -21,7 +21,7 @@ from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
 from mosaic.tmux.panes import list_panes
-from mosaic.tmux.server import ensure_server
+from mosaic.tmux.server import ensure_server, kill_server
 
 
 def _nothing() -> None:
@@ -82,7 +82,7 @@ def stop(
 
     lines, failures = _each(stop_one, targets, progress)
     if whole and not failures:
-        fleet.tmux.run("kill-server", check=False)
+        kill_server(fleet.tmux)
         lines.append("holder: stopped")
     if failures:
         raise OperationFailed("\n".join(lines + failures))

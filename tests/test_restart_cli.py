@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,51 @@ from pathlib import Path
 from fleetkit import agent, ok, sessions, shell_roster, status, write_roster
 from helpers import MOSAIC, wait_until
 from mosaic.supervise.restartlock import current_holder, restart_lock
+
+# A runtime that takes $STOP_DELAY seconds to exit after SIGTERM (cleaning up, say).
+SLOW_STOP = [
+    "python3", "-c",
+    "import os, signal, sys, time\n"
+    "def bye(*_):\n    time.sleep(float(os.environ['STOP_DELAY'])); sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "while True: time.sleep(60)\n",
+]  # fmt: skip
+
+
+def slow_stopping_roster(delays: list[float]) -> str:
+    """Agents s1..sN whose stops end one after another, `delays` seconds after SIGTERM."""
+    agents = "".join(
+        f"  - name: s{i}\n    runtime: slow\n    env: {{STOP_DELAY: '{d}'}}\n"
+        for i, d in enumerate(delays, 1)
+    )
+    return (
+        f"version: 1\nagents:\n{agents}runtimes:\n  slow:\n"
+        f"    command: {json.dumps(SLOW_STOP)}\n    processes: [python3]\n"
+    )
+
+
+def restart_outlasting_max_wait(env: dict[str, str], names: list[str]) -> None:
+    """A restart whose stops take twice a waiting restart's max wait in all, but never
+    that long between two agents: the waiter must wait it out, not override it."""
+    lock = Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "restart.lock"
+    first = subprocess.Popen([*MOSAIC, "fleet", "restart"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        wait_until(lambda: (h := current_holder(lock)) is not None and h.pid == first.pid,
+                   timeout=30, interval=0.01, what="first restart inside")  # fmt: skip
+        waiter_env = dict(env, MOSAIC_FLEET_RESTART_LOCK_MAX_WAIT="1.5")
+        second = subprocess.run([*MOSAIC, "fleet", "restart"], env=waiter_env,
+                                capture_output=True, timeout=90)  # fmt: skip
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err.decode()  # never SIGKILLed by the waiter
+    assert second.returncode == 0, second.stderr.decode()
+    assert b"overrid" not in second.stderr
+    assert b"s4: stopped" in out
+    assert sessions(env) == names
 
 
 def _all_running(env: dict[str, str], names: list[str]) -> bool:
@@ -69,3 +115,12 @@ def test_status_reports_a_restart_in_progress(fleet_env: dict[str, str]) -> None
         assert agent(fleet_env, "a1")["state"] in ("running", "starting")
         ok(fleet_env, "stop")
     assert status(fleet_env)["restart_in_progress"] is None
+
+
+def test_a_long_restart_that_keeps_going_is_not_overridden(fleet_env: dict[str, str]) -> None:
+    names = ["s1", "s2", "s3", "s4"]
+    write_roster(fleet_env, slow_stopping_roster([0.7, 1.4, 2.1, 2.8]))
+    ok(fleet_env, "start")
+    wait_until(lambda: _all_running(fleet_env, names), timeout=15)
+    restart_outlasting_max_wait(fleet_env, names)
+    wait_until(lambda: _all_running(fleet_env, names), timeout=15)

@@ -19,6 +19,7 @@ from fleetkit import mosaic, ok, sessions, shell_roster, status, tmux, write_ros
 from helpers import pid_alive, wait_until
 from mosaic.supervise.systemd import units
 from systemd_harness import UserManager, user_manager
+from test_restart_cli import restart_outlasting_max_wait, slow_stopping_roster
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest
 
@@ -174,6 +175,21 @@ def test_restart_gives_a_new_pid(user_manager: UserManager, env: dict[str, str])
     wait_until(lambda: running(env, "a1") and running(env, "a2"), what="a1, a2 running")
     assert active(m, unit("a1")) == active(m, unit("a2")) == "active"
     assert not pid_alive(new["pid"])
+
+
+def test_a_long_restart_that_keeps_going_is_not_overridden(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    """One `systemctl stop` covers all four units; while it runs, each unit that goes down
+    counts as progress, so a waiting restart does not take the long call for a hung one."""
+    names = ["s1", "s2", "s3", "s4"]
+    installed(env, slow_stopping_roster([0.7, 1.4, 2.1, 2.8]))
+    ok(env, "start")
+    wait_until(lambda: all(running(env, n) for n in names), what="all running")
+    restart_outlasting_max_wait(env, names)
+    wait_until(lambda: all(running(env, n) for n in names), what="all running again")
+    for name in names:
+        assert active(user_manager, unit(name)) == "active"
 
 
 def test_start_needs_installed_units(env: dict[str, str]) -> None:

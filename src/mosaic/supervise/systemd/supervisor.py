@@ -147,7 +147,8 @@ def _tracker(
 
 
 def _is_down(active_state: str) -> bool:
-    return active_state not in units.UP_STATES
+    # Not merely "deactivating": that is where a slow ExecStop spends its time.
+    return active_state in ("inactive", "failed")
 
 
 def _is_settled(active_state: str) -> bool:

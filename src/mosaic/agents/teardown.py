@@ -10,7 +10,7 @@ from __future__ import annotations
 from mosaic.base import procs
 from mosaic.config.runtimes import Runtime
 from mosaic.errors import OperationFailed, TmuxError
-from mosaic.tmux.client import Tmux
+from mosaic.tmux.client import Tmux, literal
 from mosaic.tmux.panes import Pane
 
 
@@ -22,7 +22,7 @@ def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> N
     if runtime.quit_keys and procs.alive(pane.pid):
         try:
             for key in runtime.quit_keys:
-                tmux.run("send-keys", "-t", pane.id, key)
+                tmux.run("send-keys", "-t", pane.id, literal(key))
             procs.wait_gone([pane.pid], 1.5)
         except TmuxError:
             pass

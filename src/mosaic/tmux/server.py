@@ -18,14 +18,17 @@ from mosaic.base import procs
 from mosaic.base.fs import atomic_write, ensure_dir
 from mosaic.config.paths import Paths
 from mosaic.errors import ConfigError
-from mosaic.tmux.client import MIN_VERSION, Tmux
+from mosaic.tmux.client import MIN_VERSION, Tmux, literal
 
 WIDTH, HEIGHT = 200, 50
 
-# Read by tmux when it starts the fleet's server (either supervisor). The commands refer to
-# the interpreter and files only through the server's environment (`hook_environment`), so
-# neither a path nor any name from the server is ever parsed by tmux or a shell here.
+# The pane-died hook. It refers to the interpreter and files only through the server's
+# environment (`hook_environment`) and hands the hook nothing but the pane id (`%N`), so no
+# path and no name from the server is ever parsed by tmux or a shell here.
 _HOOK = '"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks pane-died #{pane_id} 2>>"$MOSAIC_HOOKS_LOG"'
+PANE_DIED_HOOK = f"run-shell -b '{_HOOK}'"
+
+# Read by tmux when it starts the fleet's server (either supervisor).
 TMUX_CONF = f"""\
 # Written by mosaic fleet; read when the private tmux server starts.
 set -s exit-empty off
@@ -33,7 +36,7 @@ set -g remain-on-exit on
 set -g history-limit 20000
 set -g default-size {WIDTH}x{HEIGHT}
 set-hook -gw pane-died {{
-  run-shell -b '{_HOOK}'
+  {PANE_DIED_HOOK}
 }}
 run-shell -b -d 1 'exec "$MOSAIC_TMUX_TICK"'
 """
@@ -94,7 +97,10 @@ def ensure_server(tmux: Tmux, paths: Paths) -> None:
 
 
 def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
-    """Tell a running server's hooks where mosaic lives, in one round trip.
+    """Tell a running server's hooks where mosaic lives and (re)install the pane-died
+    hook, in one round trip. A server keeps the hook its config had when it started, and
+    mosaic 0.1's passed the session name through a shell: this replaces it on the next
+    start of any agent.
 
     Never starts a server: under systemd the server belongs to the holder unit, and one
     forked from here would land in the caller's cgroup (an agent unit) and die with it.
@@ -102,8 +108,8 @@ def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
     """
     args: list[str] = []
     for key, value in hook_environment(paths, tmux.socket).items():
-        args += ["set-environment", "-g", key, value, ";"]
-    tmux.run(*args[:-1])
+        args += ["set-environment", "-g", key, literal(value), ";"]
+    tmux.run(*args, "set-hook", "-gw", "pane-died", PANE_DIED_HOOK)
 
 
 def server_pid(tmux: Tmux) -> int | None:

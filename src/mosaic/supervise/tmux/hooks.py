@@ -25,7 +25,7 @@ from mosaic.config.roster import Supervisor
 from mosaic.supervise import choice
 from mosaic.supervise.tmux import backoff
 from mosaic.tmux import transcript
-from mosaic.tmux.client import SEP, Tmux
+from mosaic.tmux.client import SEP, Tmux, format_literal
 from mosaic.tmux.panes import list_panes
 from mosaic.tmux.server import make_tmux
 
@@ -68,7 +68,7 @@ def pane_died(pane_id: str) -> None:
             + shlex.join([name, str(new.generation)])
             + ' 2>>"$MOSAIC_HOOKS_LOG"'
         )
-        tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", transcript.tmux_literal(command))
+        tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", format_literal(command))
 
 
 def respawn(name: str, generation: int) -> None:

@@ -5,7 +5,8 @@ session and exit status itself — only the pane id (`%N`) ever passes through t
 no session name, however hostile, can reach one — records the exit and, per the restart
 policy, asks tmux to run `respawn` after the backoff delay (`run-shell -d`), so no process
 of ours lives during the wait. Paths and socket come from the server's environment
-(`tmux.server.hook_environment`); which supervisor runs the fleet comes from its record.
+(`tmux.server.hook_environment`); which supervisor runs the fleet comes from its record
+(or, without one, from the cgroup the hook shares with the server: `choice.for_server`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def pane_died(pane_id: str) -> None:
         return  # not an agent's session: nothing of ours to supervise
     code = backoff.exit_code(status, signal)
     now = time.time()
-    rec = choice.recorded(paths)
-    if rec is not None and rec.supervisor is Supervisor.SYSTEMD:
+    if choice.for_server(paths) is Supervisor.SYSTEMD:
         # systemd restarts the unit; we only keep the record that `status` reads.
         state.update(paths, name, lambda s: replace(s, last_exit=code, pid=None))
         return

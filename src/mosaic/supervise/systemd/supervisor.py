@@ -248,6 +248,7 @@ def stop(
     )  # fmt: skip
     if whole and not failures:
         report.append(_stop_holder(fleet))
+        progress()
     if failures:
         problems = [f"{n}: stop failed: {why}" for n, why in failures.items()]
         if stop_error:
@@ -316,6 +317,7 @@ def restart(
     fresh budget of retries."""
     require_manager(fleet)
     reset_failed([units.agent_unit(a.name) for a in agents])
+    progress()
     lines = stop(fleet, agents, whole, progress)
     return lines + start(fleet, agents, progress)
 

@@ -160,6 +160,51 @@ def test_crash_loop_ends_failed_and_restart_resets_it(
                what="crashy failed again")  # fmt: skip
 
 
+def test_each_exit_reaches_systemd_with_its_code_and_each_policy_is_obeyed(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    """The unit's waiter exits with the runtime's own status (`unitexec exited`), so
+    systemd's Restart= acts on it as the roster's `restart:` says."""
+    m = user_manager
+
+    def runtime(code: int, after: float) -> str:
+        argv = ["python3", "-c", f"import time; time.sleep({after}); raise SystemExit({code})"]
+        return f"    command: {json.dumps(argv)}\n    processes: [python3]\n"
+
+    body = (
+        "version: 1\nagents:\n"
+        "  - name: fails\n    runtime: four\n"  # on-failure (the default), exits 4
+        "  - name: clean\n    runtime: zero\n"  # on-failure, exits 0
+        "  - name: never\n    runtime: three\n    restart: never\n"
+        "  - name: always\n    runtime: slowzero\n    restart: always\n"
+        "runtimes:\n"
+        f"  four:\n{runtime(4, 0.3)}  zero:\n{runtime(0, 0.3)}"
+        f"  three:\n{runtime(3, 0.3)}  slowzero:\n{runtime(0, 1.5)}"
+    )
+    installed(env, body)
+    ok(env, "start")
+    wait_until(lambda: int(m.prop(unit("fails"), "NRestarts") or 0) >= 1, timeout=20,
+               what="fails restarted")  # fmt: skip
+    # The marker: `always` exits 1.5 s in and comes back after RestartSec=1s, so by then
+    # clean and never (both gone 0.3 s in) would have been restarted too, had they been.
+    wait_until(lambda: int(m.prop(unit("always"), "NRestarts") or 0) >= 1, timeout=20,
+               what="always restarted after a clean exit")  # fmt: skip
+    # Between its runs (waiting out RestartSec) the unit shows its last run's status.
+    wait_until(lambda: m.prop(unit("fails"), "ExecMainStatus") == "4", timeout=20,
+               what="fails' exit status 4 seen by systemd")  # fmt: skip
+    for name, code, state in (("clean", "0", "inactive"), ("never", "3", "failed")):
+        assert m.prop(unit(name), "NRestarts") == "0", name
+        assert m.prop(unit(name), "ExecMainStatus") == code, name
+        assert active(m, unit(name)) == state, name
+    assert m.prop(unit("clean"), "Result") == "success"
+    rows = {r["name"]: r for r in status(env)["agents"]}
+    assert rows["clean"]["state"] == "stopped" and rows["clean"]["last_exit"] == 0
+    # Not `failed`: that means gave up after repeated crashes; this one was told not to try.
+    assert rows["never"]["state"] == "stopped" and rows["never"]["last_exit"] == 3
+    assert rows["fails"]["last_exit"] == 4
+    ok(env, "stop")
+
+
 def test_restart_gives_a_new_pid(user_manager: UserManager, env: dict[str, str]) -> None:
     m = user_manager
     installed(env, shell_roster(["a1", "a2"]))

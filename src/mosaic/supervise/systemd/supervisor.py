@@ -19,7 +19,7 @@ from mosaic.agents.liveness import AgentRunState, Overlay, runtime_alive
 from mosaic.agents.state import Desired
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.base.fs import ensure_dir
-from mosaic.config.roster import Agent
+from mosaic.config.roster import Agent, RestartPolicy
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
@@ -91,11 +91,17 @@ def holder_state(info: UnitInfo) -> str:
             "failed": "failed"}.get(info.active, "stopped")  # fmt: skip
 
 
-def unit_state(info: UnitInfo, pane: Pane | None, runtime: Runtime) -> AgentRunState:
+def unit_state(
+    info: UnitInfo, pane: Pane | None, runtime: Runtime, policy: RestartPolicy
+) -> AgentRunState:
     """systemd decides failed/starting/stopped; `running` still needs the runtime alive in
-    the pane, which only the pane can tell."""
+    the pane, which only the pane can tell. `failed` means gave up (a crash loop, or a
+    unit that cannot start): a `restart: never` agent that exited with an error was not
+    to be restarted, so it is stopped, with its exit in `last_exit`, as under tmux."""
     alive = pane is not None and runtime_alive(pane, runtime)
     if info.active == "failed":
+        if policy is RestartPolicy.NEVER and info.result in ("exit-code", "signal", "core-dump"):
+            return AgentRunState.STOPPED
         return AgentRunState.FAILED
     if info.active == "activating":
         # ExecStart in progress, or waiting out RestartSec after a crash
@@ -328,7 +334,7 @@ def status_overlay(fleet: Fleet, agents: list[Agent], panes: Mapping[str, Pane])
     current = view(fleet, [a.name for a in agents])
     states = {
         a.name: unit_state(
-            current.agents[a.name], panes.get(a.name), fleet.roster.runtime_for(a)
+            current.agents[a.name], panes.get(a.name), fleet.roster.runtime_for(a), a.restart
         )
         for a in agents
     }

@@ -214,3 +214,37 @@ def test_roster_values_reach_tmux_as_plain_arguments(
     ok(fleet_env, "stop")
     assert trapped(trap) == sorted([out, workdir])
     assert trapped(workdir) == []
+
+
+def test_the_old_five_word_hook_call_is_accepted_and_trusts_only_the_pane_id(
+    fleet_env: dict[str, str], trap: Path
+) -> None:
+    """Servers started by mosaic 0.1 call `pane-died NAME PANE STATUS SIGNAL`; the name
+    and status words are not believed, the pane is asked."""
+    body = shell_roster(["a2"]).replace(
+        "agents:\n",
+        "agents:\n  - name: a1\n    runtime: once\n    restart: never\n", 1,
+    ) + "runtimes:\n  once:\n    command: [python3, -c, 'input(); raise SystemExit(5)']\n" \
+        "    processes: [python3]\n"  # fmt: skip
+    write_roster(fleet_env, body)
+    ok(fleet_env, "start")
+    a2 = wait_until(lambda: running(fleet_env, "a2"), what="a2 running")
+    wait_until(lambda: running(fleet_env, "a1"), what="a1 running")
+    pane = tmux(fleet_env, "display-message", "-p", "-t", "=a1:", "#{pane_id}").strip()
+    tmux(fleet_env, "send-keys", "-t", pane, "Enter")
+    wait_until(lambda: agent(fleet_env, "a1")["last_exit"] == 5, what="a1 exited 5")
+    server_env = dict(fleet_env, MOSAIC_HOOK_PYTHON=sys.executable,
+                      MOSAIC_HOOKS_LOG=str(trap / "hooks.err"))  # fmt: skip
+    for argv in (["pane-died", "a2", pane, "7", "0"],  # lies about the name and status
+                 ["pane-died", "a2", f"{pane};touch {trap}/p", "7", "0"]):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "mosaic.hooks", *argv], env=server_env,
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert done.returncode == 0 and done.stderr == "", done
+    assert agent(fleet_env, "a1")["last_exit"] == 5
+    row = agent(fleet_env, "a2")
+    assert row["last_exit"] is None and row["pid"] == a2["pid"] and row["state"] == "running"
+    assert trapped(trap) == []
+    bad = subprocess.run([sys.executable, "-m", "mosaic.hooks", "pane-died", "a2", pane],
+                         env=server_env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert bad.returncode == 2 and "usage" in bad.stderr
+    ok(fleet_env, "stop")

@@ -202,6 +202,18 @@ def start(
     return c
 
 
+def owner_and_waiter(
+    contenders: list[Contender], script: Path, lock: Path, max_wait: str
+) -> tuple[Contender, Contender, float]:
+    """An owner inside, and a waiter blocked on it; with when the waiter began waiting."""
+    owner = start(contenders, script, lock)
+    owner.expect("in")
+    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: max_wait})
+    (_, t_wait) = waiter.expect("waiting")[:2]
+    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    return owner, waiter, float(t_wait)
+
+
 # --------------------------------------------------------------------------- stress
 
 WORKER_SRC = r"""
@@ -397,14 +409,10 @@ def test_a_restart_that_keeps_making_progress_is_never_overridden(
 ) -> None:
     """Longer than the max wait in total (3 s against 1 s) but never 1 s without a step:
     the waiter waits it out, however long, and gets in by the ordinary hand-off."""
-    owner = start(contenders, script, lock)
-    owner.expect("in")
-    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: "1"})
-    (_, t_wait) = waiter.expect("waiting")[:2]
-    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    owner, waiter, t_wait = owner_and_waiter(contenders, script, lock, "1")
     owner.send("steps 15 0.2")
     (t_done,) = owner.expect("stepped", timeout=30)
-    assert float(t_done) - float(t_wait) > 2.5  # well past the max wait, still the owner
+    assert float(t_done) - t_wait > 2.5  # well past the max wait, still the owner
     assert waiter.no_line()
     holder = current_holder(lock)
     assert holder is not None and holder.pid == owner.pid and holder.progress == 15
@@ -422,11 +430,7 @@ def test_a_restart_that_keeps_making_progress_is_never_overridden(
 def test_a_restart_that_stops_making_progress_is_overridden_a_max_wait_later(
     script: Path, lock: Path, contenders: list[Contender]
 ) -> None:
-    owner = start(contenders, script, lock)
-    owner.expect("in")
-    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: "1"})
-    (_, t_wait) = waiter.expect("waiting")[:2]
-    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    owner, waiter, t_wait = owner_and_waiter(contenders, script, lock, "1")
     owner.send("steps 8 0.2")  # 1.6 s of steady progress, then it hangs holding the lock
     (t_last,) = owner.expect("stepped", timeout=30)
     _, t_in, over = waiter.expect("in", timeout=15)
@@ -434,7 +438,7 @@ def test_a_restart_that_stops_making_progress_is_overridden_a_max_wait_later(
     assert owner.finish() == -signal.SIGKILL
     # Not a max wait after it began waiting (the owner was moving then), but a max wait
     # after the last step, give or take the waiter's look interval and a loaded machine.
-    assert float(t_in) - float(t_wait) > 1.6 + 1.0
+    assert float(t_in) - t_wait > 1.6 + 1.0
     assert 1.0 <= float(t_in) - float(t_last) < 1.0 + 3.0
     waiter.send("release")
     assert waiter.finish() == 0
@@ -610,10 +614,7 @@ def test_waiter_gets_in_right_after_release(
 def test_sigkilled_owner_never_blocks_the_next(
     script: Path, lock: Path, contenders: list[Contender]
 ) -> None:
-    owner = start(contenders, script, lock)
-    owner.expect("in")
-    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: "60"})
-    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    owner, waiter, _ = owner_and_waiter(contenders, script, lock, "60")
     t_kill = time.monotonic()
     os.kill(owner.pid, signal.SIGKILL)
     _, t_in, over = waiter.expect("in", timeout=5)

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from fleetkit import agent, mosaic, ok, sessions, shell_roster, status, tmux, write_roster
-from helpers import pid_alive, wait_until
+from fleetkit import agent, ok, sessions, shell_roster, status, tmux, write_roster
+from helpers import pid_alive, run_mosaic, wait_until
 
 # Each name is one a careless hook (`run-shell "... #{session_name} ..."`) would have run.
 # `{T}` is the trap directory (mkdtemp names have no `.`, which tmux turns into `_`).
@@ -206,7 +206,8 @@ def test_roster_values_reach_tmux_as_plain_arguments(
         "    processes: [python3]\n"
     )
     write_roster(fleet_env, body)
-    res = mosaic(fleet_env, "start")
+    # From inside the trap: tmux runs a `#(...)` in its client's working directory.
+    res = run_mosaic(["fleet", "start"], fleet_env, cwd=trap)
     assert res.code == 0, res.err
     wait_until(lambda: out.exists() and out.read_text(), what="the runtime's record")
     seen = json.loads(out.read_text())

@@ -66,22 +66,24 @@ def run(
         ) from None
     deadline = time.monotonic() + timeout
     with proc:
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                stdout, stderr = proc.communicate(
-                    timeout=max(0.0, min(left, TICK_S) if tick is not None else left)
-                )
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    proc.kill()
-                    proc.communicate()
-                    raise OperationFailed(
-                        f"systemctl --user {verb} timed out after {timeout:g}s"
-                    ) from None
-                if tick is not None:
-                    tick()
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    stdout, stderr = proc.communicate(
+                        timeout=max(0.0, min(left, TICK_S) if tick is not None else left)
+                    )
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        raise OperationFailed(
+                            f"systemctl --user {verb} timed out after {timeout:g}s"
+                        ) from None
+                    if tick is not None:
+                        tick()
+        except BaseException:
+            proc.kill()  # as subprocess.run does: never left running behind us
+            raise
     done = Completed(verb, proc.returncode, stdout, stderr)
     if proc.returncode not in tuple(ok_codes):
         detail = stderr.strip() or stdout.strip() or f"exit status {proc.returncode}"

@@ -130,6 +130,7 @@ def test_a_server_started_with_the_old_hook_gets_the_safe_one_at_the_next_start(
     server_env = dict(fleet_env, MOSAIC_HOOK_PYTHON=sys.executable)
     subprocess.run(["tmux", "-L", fleet_env["MOSAIC_TMUX_SOCKET"], "-f", str(conf),
                     "start-server"], env=server_env, check=True, timeout=15)  # fmt: skip
+    tmux(fleet_env, "set-environment", "-g", "MOSAIC_FLEET_SUPERVISOR", "tmux")  # as 0.1 did
     # The old hook really runs what a session's name says (this is what is being fixed).
     new_session(fleet_env, "old;touch before;#", trap, "sh", "-c", "exit 3")
     wait_until(lambda: (trap / "before").exists(), what="the old hook ran the name")
@@ -141,6 +142,8 @@ def test_a_server_started_with_the_old_hook_gets_the_safe_one_at_the_next_start(
     wait_until(lambda: ("1", "new;touch after;#") in pane_rows(fleet_env), what="pane dead")
     crash_and_wait_for_restart(fleet_env, "a1")
     assert trapped(trap) == []
+    # Panes inherit the server's environment: 0.1's supervisor setting is gone from it.
+    assert "MOSAIC_FLEET_SUPERVISOR" not in tmux(fleet_env, "show-environment", "-g")
     ok(fleet_env, "stop")
 
 

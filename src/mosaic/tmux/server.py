@@ -17,6 +17,7 @@ from dataclasses import replace
 from mosaic.base import procs
 from mosaic.base.fs import atomic_write, ensure_dir
 from mosaic.config.paths import Paths
+from mosaic.config.roster import SUPERVISOR_ENV
 from mosaic.errors import ConfigError
 from mosaic.tmux.client import MIN_VERSION, Tmux, literal
 
@@ -99,8 +100,8 @@ def ensure_server(tmux: Tmux, paths: Paths) -> None:
 def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
     """Tell a running server's hooks where mosaic lives and (re)install the pane-died
     hook, in one round trip. A server keeps the hook its config had when it started, and
-    mosaic 0.1's passed the session name through a shell: this replaces it on the next
-    start of any agent.
+    mosaic 0.1's passed the session name through a shell: this replaces it (and clears
+    what else 0.1 published) on the next start of any agent.
 
     Never starts a server: under systemd the server belongs to the holder unit, and one
     forked from here would land in the caller's cgroup (an agent unit) and die with it.
@@ -109,6 +110,9 @@ def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
     args: list[str] = []
     for key, value in hook_environment(paths, tmux.socket).items():
         args += ["set-environment", "-g", key, literal(value), ";"]
+    # 0.1 published the supervisor here too; panes inherit it, and a `mosaic` run inside an
+    # agent would take it for an explicit setting.
+    args += ["set-environment", "-gu", SUPERVISOR_ENV, ";"]
     tmux.run(*args, "set-hook", "-gw", "pane-died", PANE_DIED_HOOK)
 
 

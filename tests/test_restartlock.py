@@ -1,4 +1,4 @@
-"""The restart lock (SPEC §6, issue 6) with real processes: no mocks.
+"""The restart lock (docs/architecture.md, "The restart lock") with real processes: no mocks.
 
 Contenders are small Python scripts (written into the test's tmp dir) that take the lock
 through the public API and report over stdout with CLOCK_MONOTONIC timestamps, which are
@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 
 from helpers import lock_is_free, pid_alive, wait_until
-from mosaic.errors import ConfigError
+from mosaic.errors import ConfigError, OperationFailed
 from mosaic.supervise.restartlock import (
     DEFAULT_MAX_WAIT,
     ENV_MAX_WAIT,
+    RECORD_SIZE,
     HolderInfo,
     current_holder,
     max_wait_from_env,
@@ -49,6 +50,13 @@ try:
             cmd = line.strip()
             if cmd == "release":
                 break
+            if cmd.startswith("steps "):
+                # Restart work: a step every GAP seconds, each reported as progress.
+                _, count, gap = cmd.split()
+                for _ in range(int(count)):
+                    time.sleep(float(gap))
+                    got.progress()
+                print("stepped", time.monotonic(), flush=True)
             if cmd == "spawn":
                 # close_fds=False: only O_CLOEXEC stands between the child and our lock fd.
                 child = subprocess.Popen(
@@ -192,6 +200,18 @@ def start(
     c = Contender(script, lock, env)
     contenders.append(c)
     return c
+
+
+def owner_and_waiter(
+    contenders: list[Contender], script: Path, lock: Path, max_wait: str
+) -> tuple[Contender, Contender, float]:
+    """An owner inside, and a waiter blocked on it; with when the waiter began waiting."""
+    owner = start(contenders, script, lock)
+    owner.expect("in")
+    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: max_wait})
+    (_, t_wait) = waiter.expect("waiting")[:2]
+    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    return owner, waiter, float(t_wait)
 
 
 # --------------------------------------------------------------------------- stress
@@ -384,6 +404,47 @@ def test_hung_owner_is_overridden_and_its_end_leaves_new_owner_locked(
     assert third.finish() == 0
 
 
+def test_a_restart_that_keeps_making_progress_is_never_overridden(
+    script: Path, lock: Path, contenders: list[Contender]
+) -> None:
+    """Longer than the max wait in total (3 s against 1 s) but never 1 s without a step:
+    the waiter waits it out, however long, and gets in by the ordinary hand-off."""
+    owner, waiter, t_wait = owner_and_waiter(contenders, script, lock, "1")
+    owner.send("steps 15 0.2")
+    (t_done,) = owner.expect("stepped", timeout=30)
+    assert float(t_done) - t_wait > 2.5  # well past the max wait, still the owner
+    assert waiter.no_line()
+    holder = current_holder(lock)
+    assert holder is not None and holder.pid == owner.pid and holder.progress == 15
+    assert "15 steps done" in holder.status_line()
+    owner.send("release")
+    (t_out,) = owner.expect("out")
+    _, t_in, over = waiter.expect("in", timeout=10)
+    assert over == "-" and float(t_in) >= float(t_out)
+    assert owner.finish() == 0  # never killed
+    waiter.send("release")
+    assert waiter.finish() == 0
+    assert "overrid" not in waiter.stderr
+
+
+def test_a_restart_that_stops_making_progress_is_overridden_a_max_wait_later(
+    script: Path, lock: Path, contenders: list[Contender]
+) -> None:
+    owner, waiter, t_wait = owner_and_waiter(contenders, script, lock, "1")
+    owner.send("steps 8 0.2")  # 1.6 s of steady progress, then it hangs holding the lock
+    (t_last,) = owner.expect("stepped", timeout=30)
+    _, t_in, over = waiter.expect("in", timeout=15)
+    assert int(over) == owner.pid
+    assert owner.finish() == -signal.SIGKILL
+    # Not a max wait after it began waiting (the owner was moving then), but a max wait
+    # after the last step, give or take the waiter's look interval and a loaded machine.
+    assert float(t_in) - t_wait > 1.6 + 1.0
+    assert 1.0 <= float(t_in) - float(t_last) < 1.0 + 3.0
+    waiter.send("release")
+    assert waiter.finish() == 0
+    assert "made no progress for the max wait of 1 s" in waiter.stderr
+
+
 def test_override_ends_the_hung_owners_children_but_nothing_else(
     script: Path, lock: Path, contenders: list[Contender]
 ) -> None:
@@ -553,10 +614,7 @@ def test_waiter_gets_in_right_after_release(
 def test_sigkilled_owner_never_blocks_the_next(
     script: Path, lock: Path, contenders: list[Contender]
 ) -> None:
-    owner = start(contenders, script, lock)
-    owner.expect("in")
-    waiter = start(contenders, script, lock, **{ENV_MAX_WAIT: "60"})
-    wait_until(lambda: blocked_on(waiter.pid, lock), what="waiter blocked")
+    owner, waiter, _ = owner_and_waiter(contenders, script, lock, "60")
     t_kill = time.monotonic()
     os.kill(owner.pid, signal.SIGKILL)
     _, t_in, over = waiter.expect("in", timeout=5)
@@ -595,49 +653,20 @@ def test_lock_fd_not_inherited_by_child_spawned_while_held(
         os.kill(child, signal.SIGKILL)  # the child this test had the holder start
 
 
-# --------------------------------------------------------------------------- reentrancy
+# --------------------------------------------------------------------------- nesting
 
 
-def test_reentrant_in_one_process_and_released_by_outermost(lock: Path) -> None:
-    with restart_lock(lock, max_wait=1) as outer:
-        assert not outer.reentrant
-        with restart_lock(lock, max_wait=1) as inner:
-            assert inner.reentrant and inner.waited < 0.5
-        assert not lock_is_free(lock)  # the inner exit did not drop it
-        got: list[bool] = []
-        t = threading.Thread(target=lambda: got.append(_enter_from_thread(lock)))
-        t.start()
-        t.join(10)
-        assert got == [True]
-        assert not lock_is_free(lock)
+def test_nesting_in_one_process_is_refused_at_once(lock: Path) -> None:
+    """The lock does not nest: a second entry in the holding process is a clear error at
+    once, never a wait for itself nor an override of itself."""
+    with restart_lock(lock, max_wait=30):
+        t0 = time.monotonic()
+        with pytest.raises(OperationFailed, match="does not nest"), restart_lock(lock):
+            pass
+        assert time.monotonic() - t0 < 5  # not after a max wait of 30 s
+        assert not lock_is_free(lock)  # the outer hold is intact
         holder = current_holder(lock)
         assert holder is not None and holder.pid == os.getpid()
-    assert lock_is_free(lock)
-    assert current_holder(lock) is None
-
-
-def _enter_from_thread(lock: Path) -> bool:
-    with restart_lock(lock, max_wait=1) as got:
-        return got.reentrant
-
-
-class _ChildLeaves(Exception):
-    pass
-
-
-def test_fork_child_leaving_the_block_does_not_release_parent(lock: Path) -> None:
-    try:
-        with restart_lock(lock):
-            pid = os.fork()
-            if pid == 0:
-                raise _ChildLeaves  # unwinds the with-block in the child
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
-            assert not lock_is_free(lock)
-            holder = current_holder(lock)
-            assert holder is not None and holder.pid == os.getpid()
-    except _ChildLeaves:
-        os._exit(0 if not lock_is_free(lock) else 1)
     assert lock_is_free(lock)
 
 
@@ -736,7 +765,7 @@ def test_garbage_content_is_just_overwritten(lock: Path) -> None:
     with restart_lock(lock, max_wait=1):
         data = lock.read_bytes()
         assert data.startswith(b"{") and b'"pid": %d' % os.getpid() in data
-        assert len(data) < 2000
+        assert len(data) == RECORD_SIZE  # rewritten whole, garbage tail gone
     assert lock.read_bytes() == b""
 
 

@@ -3,8 +3,9 @@
 
 Each case runs the fast path (`python -m mosaic ...`, checked with -X importtime to have
 not imported click) and the click command itself (`mosaic.cli.main.main`), and compares
-stdout, stderr and exit status byte for byte. The one field that moves between two runs,
-the uptime and what the watcher times, is masked; everything else (key order, spacing, every value) must be equal.
+stdout, stderr and exit status byte for byte. The fields that move between two runs (the
+uptime and what the watcher times) are masked; everything else (key order, spacing, every
+value) must be equal.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fleetkit import mosaic, ok, sessions, shell_roster, status, tmux, write_ros
 from helpers import pid_alive, wait_until
 from mosaic.supervise.systemd import units
 from systemd_harness import UserManager, user_manager
+from test_restart_cli import restart_outlasting_max_wait, slow_stopping_roster
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest
 
@@ -158,6 +160,51 @@ def test_crash_loop_ends_failed_and_restart_resets_it(
                what="crashy failed again")  # fmt: skip
 
 
+def test_each_exit_reaches_systemd_with_its_code_and_each_policy_is_obeyed(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    """The unit's waiter exits with the runtime's own status (`unitexec exited`), so
+    systemd's Restart= acts on it as the roster's `restart:` says."""
+    m = user_manager
+
+    def runtime(code: int, after: float) -> str:
+        argv = ["python3", "-c", f"import time; time.sleep({after}); raise SystemExit({code})"]
+        return f"    command: {json.dumps(argv)}\n    processes: [python3]\n"
+
+    body = (
+        "version: 1\nagents:\n"
+        "  - name: fails\n    runtime: four\n"  # on-failure (the default), exits 4
+        "  - name: clean\n    runtime: zero\n"  # on-failure, exits 0
+        "  - name: never\n    runtime: three\n    restart: never\n"
+        "  - name: always\n    runtime: slowzero\n    restart: always\n"
+        "runtimes:\n"
+        f"  four:\n{runtime(4, 0.3)}  zero:\n{runtime(0, 0.3)}"
+        f"  three:\n{runtime(3, 0.3)}  slowzero:\n{runtime(0, 1.5)}"
+    )
+    installed(env, body)
+    ok(env, "start")
+    wait_until(lambda: int(m.prop(unit("fails"), "NRestarts") or 0) >= 1, timeout=20,
+               what="fails restarted")  # fmt: skip
+    # The marker: `always` exits 1.5 s in and comes back after RestartSec=1s, so by then
+    # clean and never (both gone 0.3 s in) would have been restarted too, had they been.
+    wait_until(lambda: int(m.prop(unit("always"), "NRestarts") or 0) >= 1, timeout=20,
+               what="always restarted after a clean exit")  # fmt: skip
+    # Between its runs (waiting out RestartSec) the unit shows its last run's status.
+    wait_until(lambda: m.prop(unit("fails"), "ExecMainStatus") == "4", timeout=20,
+               what="fails' exit status 4 seen by systemd")  # fmt: skip
+    for name, code, state in (("clean", "0", "inactive"), ("never", "3", "failed")):
+        assert m.prop(unit(name), "NRestarts") == "0", name
+        assert m.prop(unit(name), "ExecMainStatus") == code, name
+        assert active(m, unit(name)) == state, name
+    assert m.prop(unit("clean"), "Result") == "success"
+    rows = {r["name"]: r for r in status(env)["agents"]}
+    assert rows["clean"]["state"] == "stopped" and rows["clean"]["last_exit"] == 0
+    # Not `failed`: that means gave up after repeated crashes; this one was told not to try.
+    assert rows["never"]["state"] == "stopped" and rows["never"]["last_exit"] == 3
+    assert rows["fails"]["last_exit"] == 4
+    ok(env, "stop")
+
+
 def test_restart_gives_a_new_pid(user_manager: UserManager, env: dict[str, str]) -> None:
     m = user_manager
     installed(env, shell_roster(["a1", "a2"]))
@@ -174,6 +221,53 @@ def test_restart_gives_a_new_pid(user_manager: UserManager, env: dict[str, str])
     wait_until(lambda: running(env, "a1") and running(env, "a2"), what="a1, a2 running")
     assert active(m, unit("a1")) == active(m, unit("a2")) == "active"
     assert not pid_alive(new["pid"])
+
+
+def test_a_long_restart_that_keeps_going_is_not_overridden(
+    user_manager: UserManager, env: dict[str, str]
+) -> None:
+    """One `systemctl stop` covers all four units; while it runs, each unit that goes down
+    counts as progress, so a waiting restart does not take the long call for a hung one.
+    (Each unit's ExecStop is a Python start-up: on a loaded machine the first unit is down
+    a few seconds in, so the max wait here is longer than under tmux.)"""
+    names = ["s1", "s2", "s3", "s4"]
+    installed(env, slow_stopping_roster([0.7, 1.4, 2.1, 2.8]))
+    ok(env, "start")
+    wait_until(lambda: all(running(env, n) for n in names), what="all running")
+    restart_outlasting_max_wait(env, names, max_wait=4.0)
+    wait_until(lambda: all(running(env, n) for n in names), what="all running again")
+    for name in names:
+        assert active(user_manager, unit(name)) == "active"
+
+
+def test_stop_and_start_report_progress_as_units_go_down_and_come_up(
+    user_manager: UserManager, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Called in-process, so each report can be timed: the four stops end about 0.7 s
+    apart inside ONE systemctl call, and progress is reported as each unit goes down, not
+    once at the end of the call."""
+    from mosaic.config.paths import resolve
+    from mosaic.fleet import open_fleet
+    from mosaic.supervise.systemd import supervisor
+
+    names = ["s1", "s2", "s3", "s4"]
+    installed(env, slow_stopping_roster([0.7, 1.4, 2.1, 2.8]))
+    ok(env, "start")
+    wait_until(lambda: all(running(env, n) for n in names), what="all running")
+    for key in ("DBUS_SESSION_BUS_ADDRESS", "TMUX"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # systemctl and tmux read the process environment
+    fleet = open_fleet(resolve(env=env), env)
+    seen: list[float] = []
+    supervisor.stop(fleet, list(fleet.roster.agents), False, lambda: seen.append(time.monotonic()))
+    # Two or more units seen going down while the call ran, plus the report after it.
+    assert len(seen) >= 3, seen
+    assert seen[-1] - seen[0] > 1.0, seen
+    seen.clear()
+    supervisor.start(fleet, list(fleet.roster.agents), lambda: seen.append(time.monotonic()))
+    assert len(seen) >= 1
+    assert all(running(env, n) for n in names)
 
 
 def test_start_needs_installed_units(env: dict[str, str]) -> None:

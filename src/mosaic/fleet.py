@@ -11,7 +11,7 @@ from mosaic.config.load import load
 from mosaic.config.paths import Paths
 from mosaic.config.roster import Roster, Supervisor, effective_socket
 from mosaic.tmux.client import Tmux
-from mosaic.tmux.server import make_tmux
+from mosaic.tmux.server import make_tmux, server_pid
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def open_fleet(
     socket = effective_socket(roster, env)
     tmux = make_tmux(paths, socket)
     supervisor = choice.resolve(
-        paths, roster, env, deciding=deciding, fleet_up=tmux.server_running
+        paths, roster, env, deciding=deciding, server_pid=lambda: server_pid(tmux)
     )
     return Fleet(paths, roster, socket, supervisor, env)
 

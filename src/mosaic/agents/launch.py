@@ -3,7 +3,8 @@
 The runtime is the pane's own process: tmux execs the argv directly, no shell in between,
 so `pane_pid` is the runtime's pid and a dead pane means a dead runtime. Both supervisors
 launch through here (the tmux supervisor from the CLI and its respawn hook, systemd from
-the agent unit).
+the agent unit). Every roster value reaches tmux as one literal argument: none can end
+the tmux command or be expanded as a format.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mosaic.config.roster import Agent, Roster
 from mosaic.config.runtimes import Runtime
 from mosaic.errors import ConfigError, TmuxError
 from mosaic.tmux import server, transcript
-from mosaic.tmux.client import Tmux
+from mosaic.tmux.client import Tmux, format_literal, literal
 from mosaic.tmux.panes import Pane, int_or_zero, list_panes
 
 
@@ -87,13 +88,14 @@ def launch(tmux: Tmux, paths: Paths, roster: Roster, agent: Agent, pane: Pane | 
         kill_session(tmux, agent.name)
     env_args: list[str] = []
     for key, value in agent.env:
-        env_args += ["-e", f"{key}={value}"]
+        env_args += ["-e", literal(f"{key}={value}")]
     try:
         out = tmux.out(
             "new-session", "-d", "-s", agent.name,
             "-x", str(server.WIDTH), "-y", str(server.HEIGHT),
-            "-c", str(workdir_of(agent)), *env_args, "-P", "-F", "#{pane_id}\x1f#{pane_pid}",
-            "--", *argv_of(roster, agent),
+            "-c", literal(format_literal(str(workdir_of(agent)))), *env_args,
+            "-P", "-F", "#{pane_id}\x1f#{pane_pid}",
+            "--", *map(literal, argv_of(roster, agent)),
         )  # fmt: skip
     except TmuxError as exc:
         if "duplicate session" not in exc.message:

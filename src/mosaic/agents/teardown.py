@@ -10,7 +10,7 @@ from __future__ import annotations
 from mosaic.base import procs
 from mosaic.config.runtimes import Runtime
 from mosaic.errors import OperationFailed, TmuxError
-from mosaic.tmux.client import Tmux
+from mosaic.tmux.client import Tmux, literal
 from mosaic.tmux.panes import Pane
 
 REPEAT_KEY_GAP_S = 0.2
@@ -30,7 +30,7 @@ def kill_tree(tmux: Tmux, pane: Pane, runtime: Runtime, grace: float = 3.0) -> N
                 # pressing once the runtime is gone.
                 if key == previous and not procs.wait_gone([pane.pid], REPEAT_KEY_GAP_S):
                     break
-                tmux.run("send-keys", "-t", pane.id, key)
+                tmux.run("send-keys", "-t", pane.id, literal(key))
                 previous = key
             procs.wait_gone([pane.pid], 1.5)
         except TmuxError:

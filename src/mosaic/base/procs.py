@@ -1,4 +1,5 @@
-"""Process-tree facts from /proc and the signalling that stop needs.
+"""Process facts from /proc (trees, command lines, who holds a flock) and the signalling
+that stop and the restart-lock override need.
 
 Measured: Codex and Claude Code survive the SIGHUP of `tmux kill-server`, so stopping an
 agent means finding every process of the pane's tree — its descendants and anything left in
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass
@@ -53,14 +55,78 @@ def alive(pid: int) -> bool:
     return p is not None and p.state not in ("Z", "X")
 
 
+def pids() -> list[int]:
+    """Every process id in /proc right now."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+
+
 def all_procs() -> list[ProcInfo]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            p = info(int(entry))
-            if p is not None:
-                out.append(p)
-    return out
+    return [p for p in map(info, pids()) if p is not None]
+
+
+def command(pid: int, limit: int = 1000) -> str | None:
+    """`pid`'s command line, shell-quoted for people and cut at `limit` characters; None
+    when it cannot be read (gone, a kernel thread, another user's)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    return shlex.join(args)[:limit] if args else None
+
+
+def holds_exclusive_flock(pid: int, st: os.stat_result) -> bool:
+    """Whether `pid` has a descriptor on the inode `st` through which an exclusive flock is
+    granted. The kernel lists only granted locks in fdinfo, so this is ownership as the
+    kernel sees it, whatever any file content claims."""
+    base = f"/proc/{pid}"
+    try:
+        names = os.listdir(f"{base}/fd")
+    except OSError:
+        return False
+    for name in names:
+        try:
+            target = os.stat(f"{base}/fd/{name}")
+            if (target.st_dev, target.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            text = Path(f"{base}/fdinfo/{name}").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            # e.g. "lock:  1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"; only WRITE, so
+            # a shared (READ) probe is never mistaken for an owner.
+            fields = line.split()
+            if fields[:1] == ["lock:"] and fields[2:5] == ["FLOCK", "ADVISORY", "WRITE"]:
+                return True
+    return False
+
+
+def exclusive_flock_holders(st: os.stat_result) -> list[int]:
+    """Pids that /proc/locks names as holding an exclusive flock on an inode numbered like
+    `st`'s. A hint only: the device is not compared (btrfs and overlayfs report another
+    device there than in stat), and /proc/locks names the process that took the lock, which
+    may have died leaving a forked child holding it; confirm with `holds_exclusive_flock`."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    found: list[int] = []
+    for line in text.splitlines():
+        fields = line.split()
+        # "->" lines are waiters, not holders; READ is a shared probe, not an owner.
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[3] != "WRITE":
+            continue
+        try:
+            pid = int(fields[4])
+            ino = int(fields[5].rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            continue
+        if ino == st.st_ino and pid > 0 and pid not in found:
+            found.append(pid)
+    return found
 
 
 def descendants(root: int, procs: list[ProcInfo]) -> list[int]:

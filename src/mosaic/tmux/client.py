@@ -2,8 +2,9 @@
 
 Each call has a timeout, checks the exit status, and raises `TmuxError` tagged with the
 tmux subcommand and tmux's own stderr. The fleet's private server is always addressed with
-`-L <socket>`; user text only ever travels as a separate argv element after `--` or on
-stdin, never through a shell.
+`-L <socket>`; user text only ever travels as a separate argv element (through `literal`,
+and `format_literal` where tmux expands formats) or on stdin, never through a shell, and
+what tmux hands back is read only through fields it cannot forge (`field_format`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,37 @@ from pathlib import Path
 from mosaic.config import programs
 from mosaic.errors import TmuxError, TmuxMissingError
 
-# Field separator for -F formats: a control character no session name or command contains.
+# Field separator for -F formats: a control character tmux escapes in session names and
+# `field_format` removes from free text, so no value can contain it.
 SEP = "\x1f"
 MIN_VERSION = (3, 2)
+
+# Fields whose value is free text that tmux passes through as it is: a process's argv[0]
+# can hold a newline and SEP, which would forge a row (another agent's pid, for `stop` to
+# kill). tmux replaces those characters before the value reaches us. Session names need
+# no such care: tmux escapes control characters in them when a session is named.
+FREE_TEXT_FIELDS = frozenset({"pane_current_command", "pane_title", "window_name"})
+
+
+def field_format(name: str) -> str:
+    """The `-F` format that reads field `name` as one line-free, SEP-free value."""
+    if name in FREE_TEXT_FIELDS:
+        return "#{s/[\n\x1e\x1f]/?/:" + name + "}"
+    return "#{" + name + "}"
+
+
+def literal(text: str) -> str:
+    """`text` as ONE argument of a tmux command: tmux ends a command at any argument that
+    ends in `;` (so a roster's `args: ["x;", "run-shell", "..."]` would run a second
+    command), and takes `\\;` at the end as a plain `;`."""
+    return text[:-1] + "\\;" if text.endswith(";") else text
+
+
+def format_literal(text: str) -> str:
+    """`text` where tmux expands formats (`new-session -c`, `run-shell`): as it is, so
+    `#(cmd)` in a directory name runs nothing. (pipe-pane also expands strftime `%`:
+    `transcript.tmux_literal`.)"""
+    return text.replace("#", "##")
 
 _EMPTY = re.compile(r"no current target|no sessions")
 _NO_SERVER = re.compile(r"no server running|error connecting to|failed to connect|No such file")
@@ -83,7 +112,7 @@ class Tmux:
 
     def query(self, fmt_fields: Sequence[str], *args: str) -> list[list[str]] | None:
         """`list-panes`-style query returning rows of fields; None when no server runs."""
-        fmt = SEP.join("#{" + f + "}" for f in fmt_fields)
+        fmt = SEP.join(field_format(f) for f in fmt_fields)
         proc = self.run(*args, "-F", fmt, check=False)
         if proc.returncode != 0:
             err = _text(proc.stderr)
@@ -93,7 +122,8 @@ class Tmux:
                 return []  # a server with no sessions (exit-empty is off)
             raise _failure(args[0], proc)
         rows = []
-        for line in _text(proc.stdout, strip=False).splitlines():
+        # "\n" only: str.splitlines would also split at \x1c-\x1e, \x85, \u2028 ...
+        for line in _text(proc.stdout, strip=False).split("\n"):
             parts = line.split(SEP)
             if len(parts) == len(fmt_fields):
                 rows.append(parts)

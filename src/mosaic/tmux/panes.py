@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mosaic.screen.classify import Screen
-from mosaic.tmux.client import SEP, Tmux
+from mosaic.tmux.client import SEP, Tmux, field_format
 
 # Marks the start of each pane's block in a chained call's output.
 _MARK = "\x1e"
@@ -28,7 +28,7 @@ PANE_FIELDS = (
     "cursor_y",
     "pane_width",
 )
-_FORMAT = SEP.join("#{" + f + "}" for f in PANE_FIELDS)
+_FORMAT = SEP.join(field_format(f) for f in PANE_FIELDS)
 
 
 def int_or_zero(text: str) -> int:

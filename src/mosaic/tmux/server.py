@@ -14,17 +14,22 @@ import os
 import sys
 from dataclasses import replace
 
+from mosaic.base import procs
 from mosaic.base.fs import atomic_write, ensure_dir
 from mosaic.config.paths import Paths
+from mosaic.config.roster import SUPERVISOR_ENV
 from mosaic.errors import ConfigError
-from mosaic.tmux.client import MIN_VERSION, Tmux
+from mosaic.tmux.client import MIN_VERSION, Tmux, literal
 
 WIDTH, HEIGHT = 200, 50
 
-# Read by tmux when it starts the fleet's server (either supervisor). The commands refer to
-# the interpreter and files only through the server's environment (`hook_environment`), so
-# neither a path nor any name from the server is ever parsed by tmux or a shell here.
+# The pane-died hook. It refers to the interpreter and files only through the server's
+# environment (`hook_environment`) and hands the hook nothing but the pane id (`%N`), so no
+# path and no name from the server is ever parsed by tmux or a shell here.
 _HOOK = '"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks pane-died #{pane_id} 2>>"$MOSAIC_HOOKS_LOG"'
+PANE_DIED_HOOK = f"run-shell -b '{_HOOK}'"
+
+# Read by tmux when it starts the fleet's server (either supervisor).
 TMUX_CONF = f"""\
 # Written by mosaic fleet; read when the private tmux server starts.
 set -s exit-empty off
@@ -32,7 +37,7 @@ set -g remain-on-exit on
 set -g history-limit 20000
 set -g default-size {WIDTH}x{HEIGHT}
 set-hook -gw pane-died {{
-  run-shell -b '{_HOOK}'
+  {PANE_DIED_HOOK}
 }}
 run-shell -b -d 1 'exec "$MOSAIC_TMUX_TICK"'
 """
@@ -93,7 +98,10 @@ def ensure_server(tmux: Tmux, paths: Paths) -> None:
 
 
 def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
-    """Tell a running server's hooks where mosaic lives, in one round trip.
+    """Tell a running server's hooks where mosaic lives and (re)install the pane-died
+    hook, in one round trip. A server keeps the hook its config had when it started, and
+    mosaic 0.1's passed the session name through a shell: this replaces it (and clears
+    what else 0.1 published) on the next start of any agent.
 
     Never starts a server: under systemd the server belongs to the holder unit, and one
     forked from here would land in the caller's cgroup (an agent unit) and die with it.
@@ -101,8 +109,28 @@ def publish_hook_environment(tmux: Tmux, paths: Paths) -> None:
     """
     args: list[str] = []
     for key, value in hook_environment(paths, tmux.socket).items():
-        args += ["set-environment", "-g", key, value, ";"]
-    tmux.run(*args[:-1])
+        args += ["set-environment", "-g", key, literal(value), ";"]
+    # 0.1 published the supervisor here too; panes inherit it, and a `mosaic` run inside an
+    # agent would take it for an explicit setting.
+    args += ["set-environment", "-gu", SUPERVISOR_ENV, ";"]
+    tmux.run(*args, "set-hook", "-gw", "pane-died", PANE_DIED_HOOK)
+
+
+def server_pid(tmux: Tmux) -> int | None:
+    """The fleet's tmux server process, None when no server answers."""
+    proc = tmux.run("display-message", "-p", "#{pid}", check=False)
+    text = proc.stdout.decode(errors="replace").strip()
+    return int(text) if proc.returncode == 0 and text.isdigit() else None
+
+
+def kill_server(tmux: Tmux, timeout: float = 5.0) -> None:
+    """Stop the fleet's tmux server and wait until its process is gone: a dying server
+    still accepts clients for a moment, and a `start` right after would talk to it and be
+    told `server exited unexpectedly`."""
+    pid = server_pid(tmux)
+    tmux.run("kill-server", check=False)
+    if pid is not None:
+        procs.wait_gone([pid], timeout)
 
 
 def require_tmux() -> None:

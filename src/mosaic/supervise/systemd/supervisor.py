@@ -19,14 +19,14 @@ from mosaic.agents.liveness import AgentRunState, Overlay, runtime_alive
 from mosaic.agents.state import Desired
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.base.fs import ensure_dir
-from mosaic.config.roster import Agent
+from mosaic.config.roster import Agent, RestartPolicy
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError, OperationFailed
 from mosaic.fleet import Fleet
 from mosaic.supervise import choice
 from mosaic.supervise.systemd import systemctl, units
 from mosaic.tmux.panes import Pane, int_or_zero, list_panes
-from mosaic.tmux.server import write_conf
+from mosaic.tmux.server import kill_server, write_conf
 
 PROPS = ("LoadState", "ActiveState", "SubState", "NRestarts", "MainPID", "Result")
 
@@ -91,11 +91,17 @@ def holder_state(info: UnitInfo) -> str:
             "failed": "failed"}.get(info.active, "stopped")  # fmt: skip
 
 
-def unit_state(info: UnitInfo, pane: Pane | None, runtime: Runtime) -> AgentRunState:
+def unit_state(
+    info: UnitInfo, pane: Pane | None, runtime: Runtime, policy: RestartPolicy
+) -> AgentRunState:
     """systemd decides failed/starting/stopped; `running` still needs the runtime alive in
-    the pane, which only the pane can tell."""
+    the pane, which only the pane can tell. `failed` means gave up (a crash loop, or a
+    unit that cannot start): a `restart: never` agent that exited with an error was not
+    to be restarted, so it is stopped, with its exit in `last_exit`, as under tmux."""
     alive = pane is not None and runtime_alive(pane, runtime)
     if info.active == "failed":
+        if policy is RestartPolicy.NEVER and info.result in ("exit-code", "signal", "core-dump"):
+            return AgentRunState.STOPPED
         return AgentRunState.FAILED
     if info.active == "activating":
         # ExecStart in progress, or waiting out RestartSec after a crash
@@ -120,11 +126,49 @@ def _require_installed(current: FleetView) -> None:
         )
 
 
-def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
+def _nothing() -> None:
+    pass
+
+
+def _tracker(
+    unit_names: Sequence[str], arrived: Callable[[str], bool], progress: Callable[[], None]
+) -> systemctl.Tick:
+    """A tick for one long systemctl call over many units (systemd runs their jobs in
+    parallel): `progress` each time more of them have arrived, so a restart of a large fleet
+    is seen to move while the call lasts."""
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        try:
+            states = systemctl.is_active(list(unit_names), timeout=systemctl.PROBE_TIMEOUT)
+        except OperationFailed:
+            return  # a look that failed is no news; the call itself reports real trouble
+        now = sum(1 for u in unit_names if arrived(states.get(u, "")))
+        if now > count:
+            count = now
+            progress()
+
+    return tick
+
+
+def _is_down(active_state: str) -> bool:
+    # Not merely "deactivating": that is where a slow ExecStop spends its time.
+    return active_state in ("inactive", "failed")
+
+
+def _is_settled(active_state: str) -> bool:
+    return active_state in ("active", "failed")
+
+
+def start(
+    fleet: Fleet, agents: list[Agent], progress: Callable[[], None] = _nothing
+) -> list[str]:
     """Start the holder and the agents' units in one systemctl call; idempotent.
 
     Preflight first, so a bad agent leaves nothing half-started. A unit that gave up after
-    a crash loop is reset first: an explicit start is the operator asking again.
+    a crash loop is reset first: an explicit start is the operator asking again. `progress`
+    is called as units come up, and once all are.
     """
     require_manager(fleet)
     preflight(fleet.roster, agents)
@@ -145,7 +189,9 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         failed.append(units.WATCHER_UNIT)
     systemctl.reset_failed(failed)
     with_watcher = [units.WATCHER_UNIT] if watcher_info.installed else []
-    systemctl.start([units.HOLDER_UNIT, *(units.agent_unit(n) for n in names), *with_watcher])
+    wanted = [units.HOLDER_UNIT, *(units.agent_unit(n) for n in names), *with_watcher]
+    systemctl.start(wanted, tick=_tracker(wanted, _is_settled, progress))
+    progress()
     panes = list_panes(fleet.tmux) or {}
     lines = _stale_dropins(fleet)
     for name in names:
@@ -182,19 +228,24 @@ def _stale_dropins(fleet: Fleet) -> list[str]:
     ]
 
 
-def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
+def stop(
+    fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None] = _nothing
+) -> list[str]:
     """Stop the agents' units (every one, even when some fail) and, for the whole fleet,
-    the holder; report every failure at once (exit 1)."""
+    the holder; report every failure at once (exit 1). `progress` is called as units go
+    down, and once all have."""
     require_manager(fleet)
     names = [a.name for a in agents]
     if whole:
         names += sorted(set(_loaded_agents()) - set(names))
     before = view(fleet, names)
     stop_error: str | None = None
+    agent_units = [units.agent_unit(n) for n in names]
     try:
-        systemctl.stop([units.agent_unit(n) for n in names])
+        systemctl.stop(agent_units, tick=_tracker(agent_units, _is_down, progress))
     except OperationFailed as exc:
         stop_error = exc.message
+    progress()
     after = view(fleet, names)
     runtimes = {a.name: fleet.roster.runtime_for(a) for a in agents}
     lines, failures = _stop_leftovers(fleet, names, runtimes)
@@ -216,6 +267,7 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
     )  # fmt: skip
     if whole and not failures:
         report.append(_stop_holder(fleet))
+        progress()
     if failures:
         problems = [f"{n}: stop failed: {why}" for n, why in failures.items()]
         if stop_error:
@@ -276,20 +328,21 @@ def _stop_holder(fleet: Fleet) -> str:
     systemctl.stop([units.HOLDER_UNIT])
     reset_failed([units.HOLDER_UNIT, units.WATCHER_UNIT])
     # A server not run by the holder (left by the tmux supervisor) goes too.
-    fleet.tmux.run("kill-server", check=False)
+    kill_server(fleet.tmux)
     return "holder: stopped"
 
 
 def restart(
     fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None]
 ) -> list[str]:
-    """Stop then start (the caller holds the restart lock). Units that hit their start
-    limit are reset on the way, so a restart always gets a fresh budget of retries."""
+    """Stop then start (the caller holds the restart lock and passes its `progress`).
+    Units that hit their start limit are reset on the way, so a restart always gets a
+    fresh budget of retries."""
     require_manager(fleet)
     reset_failed([units.agent_unit(a.name) for a in agents])
-    lines = stop(fleet, agents, whole)
     progress()
-    return lines + start(fleet, agents)
+    lines = stop(fleet, agents, whole, progress)
+    return lines + start(fleet, agents, progress)
 
 
 def status_overlay(fleet: Fleet, agents: list[Agent], panes: Mapping[str, Pane]) -> Overlay:
@@ -298,7 +351,7 @@ def status_overlay(fleet: Fleet, agents: list[Agent], panes: Mapping[str, Pane])
     current = view(fleet, [a.name for a in agents])
     states = {
         a.name: unit_state(
-            current.agents[a.name], panes.get(a.name), fleet.roster.runtime_for(a)
+            current.agents[a.name], panes.get(a.name), fleet.roster.runtime_for(a), a.restart
         )
         for a in agents
     }

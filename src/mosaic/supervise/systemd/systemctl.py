@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mosaic.errors import OperationFailed
 
 SYSTEMCTL = "systemctl"
 DEFAULT_TIMEOUT = 60.0
-# Probing for a manager must be quick: it runs on every command under supervisor=auto.
+# Probing for a manager must be quick: it runs when a fleet decides its supervisor.
 PROBE_TIMEOUT = 5.0
+# While a long call runs (`tick`), how often its caller gets to look at what has happened.
+TICK_S = 0.25
+
+Tick = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -37,34 +42,51 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     ok_codes: Iterable[int] = (0,),
+    tick: Tick | None = None,
 ) -> Completed:
     """Run `systemctl --user VERB ARGS`; an exit status outside `ok_codes` is an error.
 
     Callers whose verb answers through its exit status (is-active, is-enabled) widen
-    `ok_codes` and read stdout instead.
+    `ok_codes` and read stdout instead. `tick` is called every TICK_S while the call runs
+    (a start or stop of many units can take a while, and the caller reports progress).
     """
     argv = [SYSTEMCTL, "--user", "--no-pager", verb, *args]
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             argv,
             env=dict(os.environ if env is None else env),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
         )
     except FileNotFoundError:
         raise OperationFailed(
             f"systemctl --user {verb} failed: systemctl not found (is systemd installed?)"
         ) from None
-    except subprocess.TimeoutExpired:
-        raise OperationFailed(
-            f"systemctl --user {verb} timed out after {timeout:g}s"
-        ) from None
-    done = Completed(verb, proc.returncode, proc.stdout, proc.stderr)
+    deadline = time.monotonic() + timeout
+    with proc:
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    stdout, stderr = proc.communicate(
+                        timeout=max(0.0, min(left, TICK_S) if tick is not None else left)
+                    )
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        raise OperationFailed(
+                            f"systemctl --user {verb} timed out after {timeout:g}s"
+                        ) from None
+                    if tick is not None:
+                        tick()
+        except BaseException:
+            proc.kill()  # as subprocess.run does: never left running behind us
+            raise
+    done = Completed(verb, proc.returncode, stdout, stderr)
     if proc.returncode not in tuple(ok_codes):
-        detail = proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}"
+        detail = stderr.strip() or stdout.strip() or f"exit status {proc.returncode}"
         raise OperationFailed(f"systemctl --user {verb} failed: {detail}")
     return done
 
@@ -140,10 +162,11 @@ def _units_call(
     *,
     env: Mapping[str, str] | None,
     timeout: float,
+    tick: Tick | None = None,
 ) -> Completed | None:
     if not units:
         return None
-    return run(verb, [*options, "--", *units], env=env, timeout=timeout)
+    return run(verb, [*options, "--", *units], env=env, timeout=timeout, tick=tick)
 
 
 def daemon_reload(
@@ -178,9 +201,11 @@ def start(
     no_block: bool = False,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    tick: Tick | None = None,
 ) -> None:
     """All jobs are queued together; systemctl waits for all and reports each failure."""
-    _units_call("start", units, ["--no-block"] if no_block else [], env=env, timeout=timeout)
+    options = ["--no-block"] if no_block else []
+    _units_call("start", units, options, env=env, timeout=timeout, tick=tick)
 
 
 def stop(
@@ -188,9 +213,10 @@ def stop(
     *,
     env: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    tick: Tick | None = None,
 ) -> None:
     """Every unit's stop job is queued even when another one fails."""
-    _units_call("stop", units, env=env, timeout=timeout)
+    _units_call("stop", units, env=env, timeout=timeout, tick=tick)
 
 
 def reset_failed(

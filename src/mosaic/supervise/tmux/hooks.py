@@ -5,7 +5,8 @@ session and exit status itself — only the pane id (`%N`) ever passes through t
 no session name, however hostile, can reach one — records the exit and, per the restart
 policy, asks tmux to run `respawn` after the backoff delay (`run-shell -d`), so no process
 of ours lives during the wait. Paths and socket come from the server's environment
-(`tmux.server.hook_environment`); which supervisor runs the fleet comes from its record.
+(`tmux.server.hook_environment`); which supervisor runs the fleet comes from its record
+(or, without one, from the cgroup the hook shares with the server: `choice.for_server`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mosaic.store import events
 from mosaic.supervise import choice
 from mosaic.supervise.tmux import backoff
 from mosaic.tmux import transcript
-from mosaic.tmux.client import SEP, Tmux
+from mosaic.tmux.client import SEP, Tmux, format_literal
 from mosaic.tmux.panes import list_panes
 from mosaic.tmux.server import make_tmux
 
@@ -52,8 +53,7 @@ def pane_died(pane_id: str) -> None:
         return  # not an agent's session: nothing of ours to supervise
     code = backoff.exit_code(status, signal)
     now = time.time()
-    rec = choice.recorded(paths)
-    if rec is not None and rec.supervisor is Supervisor.SYSTEMD:
+    if choice.for_server(paths) is Supervisor.SYSTEMD:
         if not is_watcher:
             # systemd restarts the unit (and `unitexec exited` records the exit); we only
             # keep the record that `status` reads.
@@ -83,7 +83,7 @@ def pane_died(pane_id: str) -> None:
             + shlex.join([name, str(new.generation)])
             + ' 2>>"$MOSAIC_HOOKS_LOG"'
         )
-        tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", transcript.tmux_literal(command))
+        tmux.run("run-shell", "-b", "-d", f"{delay:.3f}", format_literal(command))
 
 
 def respawn(name: str, generation: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 
 from mosaic.agents import state
@@ -17,7 +17,6 @@ from mosaic.agents.launch import launch, preflight
 from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
-from mosaic.base import procs
 from mosaic.config.eventtypes import EventType
 from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.roster import Agent
@@ -27,12 +26,18 @@ from mosaic.fleet import Fleet
 from mosaic.store import events
 from mosaic.supervise.tmux import watcher
 from mosaic.tmux.panes import list_panes
-from mosaic.tmux.server import ensure_server
+from mosaic.tmux.server import ensure_server, kill_server
 
 
-def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
-    """Start what is not running, then the watcher (any start means a fleet to watch);
-    returns one line per agent for the operator."""
+def _nothing() -> None:
+    pass
+
+
+def start(
+    fleet: Fleet, agents: list[Agent], progress: Callable[[], None] = _nothing
+) -> list[str]:
+    """Start what is not running, calling `progress` after each agent, then the watcher
+    (any start means a fleet to watch); returns one line per agent for the operator."""
     preflight(fleet.roster, agents)
     ensure_server(fleet.tmux, fleet.paths)
     panes = list_panes(fleet.tmux) or {}
@@ -49,6 +54,7 @@ def start(fleet: Fleet, agents: list[Agent]) -> list[str]:
         state.update(fleet.paths, agent.name, _with_pid(new.pid))
         started.append(events.draft(agent.name, EventType.STARTED, pid=new.pid))
         lines.append(f"{agent.name}: started (pid {new.pid})")
+        progress()
     events.record(fleet.paths.db, started)
     lines.append(watcher.ensure(fleet))
     return lines
@@ -58,8 +64,11 @@ def _with_pid(pid: int) -> Callable[[AgentState], AgentState]:
     return lambda s: replace(s, pid=pid)
 
 
-def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
-    """Stop every agent given, even when some fail; raise one error naming all failures."""
+def stop(
+    fleet: Fleet, agents: list[Agent], whole: bool, progress: Callable[[], None] = _nothing
+) -> list[str]:
+    """Stop every agent given (in parallel), even when some fail, calling `progress` as
+    each one is done; raise one error naming all failures."""
     for agent in agents:
         state.update(fleet.paths, agent.name, state.disarmed)
     panes = list_panes(fleet.tmux)
@@ -83,7 +92,7 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
         stopped.append(name)
         return f"{name}: stopped"
 
-    lines, failures = _each(stop_one, targets)
+    lines, failures = _each(stop_one, targets, progress)
     events.record(fleet.paths.db, [events.draft(n, EventType.STOPPED) for n in sorted(stopped)])
     if whole:
         # After the agents, so that it hands their `stopped` events to notify on its way out.
@@ -91,38 +100,29 @@ def stop(fleet: Fleet, agents: list[Agent], whole: bool) -> list[str]:
         if line:
             lines.append(line)
     if whole and not failures:
-        kill_server(fleet)
+        kill_server(fleet.tmux)
         lines.append("holder: stopped")
     if failures:
         raise OperationFailed("\n".join(lines + failures))
     return lines
 
 
-# How long a killed tmux server may take to exit.
-SERVER_EXIT_S = 5.0
-
-
-def kill_server(fleet: Fleet) -> None:
-    """`kill-server`, and wait until that server has exited: on its way out a server unlinks
-    its socket path, so a server started meanwhile (the next `start` or `restart`) would lose
-    its socket and fail with "server exited unexpectedly"."""
-    out = fleet.tmux.run("display-message", "-p", "#{pid}", check=False).stdout.strip()
-    fleet.tmux.run("kill-server", check=False)
-    if out.isdigit():
-        procs.wait_gone([int(out)], SERVER_EXIT_S)
-
-
 def _each(
-    fn: Callable[[tuple[str, Runtime]], str], items: list[tuple[str, Runtime]]
+    fn: Callable[[tuple[str, Runtime]], str],
+    items: list[tuple[str, Runtime]],
+    progress: Callable[[], None],
 ) -> tuple[list[str], list[str]]:
-    """Run `fn` for every item in parallel; collect successes and failure messages."""
-    lines: list[str] = []
-    failures: list[str] = []
+    """Run `fn` for every item in parallel, calling `progress` as each finishes; collect
+    successes and failure messages in the items' order."""
+    done: dict[int, str] = {}
+    failed: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(items)))) as pool:
-        futures = [(item[0], pool.submit(fn, item)) for item in items]
-        for name, future in futures:
+        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+        for future in as_completed(futures):
+            index = futures[future]
             try:
-                lines.append(future.result())
+                done[index] = future.result()
             except MosaicError as exc:
-                failures.append(f"{name}: stop failed: {exc.message}")
-    return lines, failures
+                failed[index] = f"{items[index][0]}: stop failed: {exc.message}"
+            progress()
+    return [done[i] for i in sorted(done)], [failed[i] for i in sorted(failed)]

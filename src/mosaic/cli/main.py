@@ -32,6 +32,8 @@ FLEET_COMMANDS: dict[str, str] = {
     "watch": "mosaic.cli.run_cmds:watch_cmd",
     "attach": "mosaic.cli.run_cmds:attach_cmd",
     "logs": "mosaic.cli.run_cmds:logs_cmd",
+    # Hidden: what a controller runs on a host (docs/hosts.md).
+    "roster-put": "mosaic.cli.host_cmds:roster_put_cmd",
 }
 
 
@@ -71,11 +73,19 @@ def cli() -> None:
     default=None,
     help="Roster file (default $MOSAIC_FLEET_ROSTER or <home>/fleet/roster.yaml).",
 )
+@click.option("--controller-version", "controller_version", default=None, hidden=True)
 @click.pass_context
-def fleet(ctx: click.Context, mosaic_home: str | None, roster: str | None) -> None:
+def fleet(
+    ctx: click.Context, mosaic_home: str | None, roster: str | None, controller_version: str | None
+) -> None:
     """Start, stop, watch and talk to the agents of the roster."""
     from mosaic.config import paths
 
+    if controller_version is not None:
+        # A controller is calling over SSH: refuse one of another release before anything.
+        from mosaic.hosts.version import check_controller
+
+        check_controller(controller_version)
     ctx.obj = paths.resolve(home=mosaic_home, roster=roster)
 
 

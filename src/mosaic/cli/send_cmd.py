@@ -65,7 +65,7 @@ def send_cmd(
     message = read_message(raw)
 
     from mosaic.fleet import open_fleet
-    from mosaic.send import delivery
+    from mosaic.hosts import sending
     from mosaic.send.outcome import Outcome, exit_code
 
     fleet = open_fleet(paths_of(ctx))
@@ -75,10 +75,10 @@ def send_cmd(
             raise UsageError("the roster has no agents")
     # Every name is checked before anything is typed anywhere.
     chosen = [fleet.roster.agent(name) for name in agents]
-    targets = [(a.name, fleet.roster.runtime_for(a)) for a in chosen]
-    results = delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, not no_verify)
+    sent = sending.send(fleet, chosen, message, timeout, not no_verify)
+    results = [r for r, _ in sent]
     if as_json:
-        echo_json({"results": [r.as_json() for r in results]})
+        echo_json({"results": [{**r.as_json(), "host": host} for r, host in sent]})
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"

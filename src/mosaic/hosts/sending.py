@@ -1,0 +1,94 @@
+"""`send` across machines (docs/hosts.md): each machine types into its own agents.
+
+The message travels to a host on ssh's stdin (`send ... -` there), never on a command line,
+so 64 KiB, quotes, `$(...)` and newlines arrive as typed. Each host verifies delivery on
+its own screens, exactly as a local send does, and answers with its `--json` results.
+
+"Nothing is typed anywhere when a target is not running" holds across machines too: when
+the targets span several machines, each is asked first (one parallel round of `status`,
+or the local pane check), and a target that is not running (or a host that does not
+answer) stops the whole send before anything is typed. A target that stops between that
+check and its own host's send is refused by that host alone, as locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mosaic.config.roster import Agent
+from mosaic.fleet import Fleet
+from mosaic.hosts import merge, route
+from mosaic.hosts.remote import QUICK_S, Remote
+from mosaic.send import delivery
+from mosaic.send.judge import FOREGROUND_WAIT_S
+from mosaic.send.outcome import Outcome, Result
+
+Sent = tuple[Result, str]  # a result and the machine it came from
+
+
+def send(
+    fleet: Fleet, chosen: Sequence[Agent], message: str, timeout: float, verify: bool
+) -> list[Sent]:
+    """Deliver `message` to every chosen agent; results in `chosen` order."""
+    parts = route.split(fleet.roster, chosen)
+    where = {a.name: part.name for part in parts for a in part.agents}
+    if len(parts) > 1:
+        blocked = _not_running(fleet, parts)
+        if blocked:
+            skipped = f"(not sent: {', '.join(blocked)} not running)"
+            return [
+                (merge.failed(a.name, blocked[a.name]), where[a.name])
+                if a.name in blocked
+                else (merge.failed(a.name, skipped, Outcome.SKIPPED), where[a.name])
+                for a in chosen
+            ]
+
+    def local(part: route.Part) -> list[Result]:
+        targets = [(a.name, fleet.roster.runtime_for(a)) for a in part.agents]
+        return delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, verify)
+
+    def remote(host: Remote, part: route.Part) -> list[Result]:
+        args = ["send", *part.names, "--json", "--timeout", repr(timeout)]
+        args += [*([] if verify else ["--no-verify"]), "-"]
+        # Each agent's timeout starts when its send lock is free: allow for a wait.
+        doc, _ = host.json(args, message.encode(), timeout * 3 + QUICK_S, ok=(0, 1, 3))
+        return merge.send_results(host.name, part.names, doc)
+
+    done = route.each(fleet.paths, parts, local, remote)
+    out: dict[str, Sent] = {}
+    for d in done:
+        if d.error is not None:
+            if len(parts) == 1 and d.part.host is None:
+                raise d.error  # a single-machine send fails as it always did
+            for name in d.part.names:
+                out[name] = (merge.failed(name, d.error.message), d.part.name)
+            continue
+        for r in d.value or []:
+            out[r.agent] = (r, d.part.name)
+    return [out[a.name] for a in chosen]
+
+
+def _not_running(fleet: Fleet, parts: Sequence[route.Part]) -> dict[str, str]:
+    """Targets that cannot take a message now (name -> why), asked of every machine."""
+
+    def local(part: route.Part) -> dict[str, str]:
+        targets = [(a.name, fleet.roster.runtime_for(a)) for a in part.agents]
+        planned = delivery.plan(fleet.tmux, targets, FOREGROUND_WAIT_S)
+        return {r.agent: " ".join(r.evidence) for r in planned.refused}
+
+    def remote(host: Remote, part: route.Part) -> dict[str, str]:
+        doc, _ = host.json(["status", "--json"])
+        rows = {row.get("name"): row for row in doc.get("agents", [])}
+        return {
+            name: f"({host.name}: {rows.get(name, {}).get('state', 'not in its roster')})"
+            for name in part.names
+            if rows.get(name, {}).get("state") != "running"
+        }
+
+    blocked: dict[str, str] = {}
+    for d in route.each(fleet.paths, parts, local, remote):
+        if d.error is not None:
+            blocked.update({name: d.error.message for name in d.part.names})
+        else:
+            blocked.update(d.value or {})
+    return blocked

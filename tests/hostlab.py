@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pwd
 import shlex
@@ -40,10 +41,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fleetkit import ok
 from helpers import wait_until
+from mosaic.demo_agent import read_recording
 
 VENV_BIN = Path(sys.executable).parent
 SSHD = "/usr/sbin/sshd"
@@ -187,8 +191,9 @@ class Lab:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
         return cls(root, key, known, config, bin_dir)
 
-    def add(self, name: str, mosaic: bool = True) -> LabHost:
-        """A new host with its own namespace, sshd, home and tmux socket."""
+    def add(self, name: str, mosaic: bool = True, path_first: Path | None = None) -> LabHost:
+        """A new host with its own namespace, sshd, home and tmux socket; `mosaic`: this
+        venv's bin is on its PATH; `path_first`: a directory put before everything."""
         n, lock_fd = _take_net()
         d = self.dir / name
         d.mkdir()
@@ -210,6 +215,8 @@ class Lab:
         _run("ip", "-n", ns, "link", "set", there, "up")
         _run("ip", "-n", ns, "link", "set", "lo", "up")
         path = f"{VENV_BIN}:/usr/bin:/bin" if mosaic else "/usr/bin:/bin"
+        if path_first is not None:
+            path = f"{path_first}:{path}"
         host.env = {
             "PATH": path, "MOSAIC_HOME": str(host.home), "MOSAIC_TMUX_SOCKET": host.socket,
             "MOSAIC_FLEET_SUPERVISOR": "tmux", "TMUX_TMPDIR": str(host.tmux_dir),
@@ -253,6 +260,20 @@ class Lab:
             extra = f", home: {h.home}" if home else ""
             lines.append(f"  {name}: {{ssh: {h.target}, identity: {self.client_key}{extra}}}")
         return "\n".join(lines) + "\n"
+
+    def demo_roster(
+        self, rec: Path, agents: list[tuple[str, str | None]], hosts: tuple[str, ...] = ()
+    ) -> str:
+        """A roster of demo agents (name, host or None for this machine), each recording
+        what it receives in rec/<name>.jsonl."""
+        used = hosts or tuple(dict.fromkeys(h for _, h in agents if h is not None))
+        body = "version: 1\n" + (self.hosts_yaml(*used) if used else "") + "agents:\n"
+        for name, host in agents:
+            args = json.dumps(["--think", "0", "--record", str(rec / f"{name}.jsonl")])
+            body += f"  - name: {name}\n    runtime: demo\n    args: {args}\n"
+            if host is not None:
+                body += f"    host: {host}\n"
+        return body
 
     def close(self) -> None:
         for control_dir in self.controllers:
@@ -313,8 +334,30 @@ def _comm(pid: int) -> str:
         return ""
 
 
-@pytest.fixture
-def lab() -> Iterator[Lab]:
+# -- what host tests ask of a controller
+
+def status_doc(env: dict[str, str]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(ok(env, "status", "--json").out)
+    return doc
+
+
+def rows(env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in status_doc(env)["agents"]}
+
+
+def all_running(env: dict[str, str], names: list[str]) -> dict[str, dict[str, Any]] | None:
+    found = rows(env)
+    return found if all(found[n]["state"] == "running" for n in names) else None
+
+
+def recording(path: Path) -> list[str]:
+    return read_recording(str(path)) if path.exists() else []
+
+
+
+def open_lab() -> Iterator[Lab]:
+    """The body of each host test module's `lab` fixture (a fixture imported from another
+    module would shadow the parameter that uses it)."""
     why = available()
     if why is not None:
         if os.environ.get("CI") == "true":

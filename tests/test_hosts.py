@@ -6,47 +6,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+
+import pytest
 
 from fleetkit import mosaic, ok, write_roster
 from helpers import Result, wait_until
-from hostlab import Lab, lab  # noqa: F401  (the fixture)
-
-from mosaic.demo_agent import read_recording
-
-DEMO = '["--think", "0", "--record", "{rec}"]'
+from hostlab import Lab, all_running, open_lab, recording, rows, status_doc
 
 
-def _roster(lab: Lab, rec: Path, hosts: tuple[str, ...] = ("h1", "h2")) -> str:
-    agents = [("loc", None), ("r1", "h1"), ("r2", "h2")]
-    body = "version: 1\n" + lab.hosts_yaml(*hosts) + "agents:\n"
-    for name, host in agents:
-        if host is not None and host not in hosts:
-            continue
-        body += f"  - name: {name}\n    runtime: demo\n"
-        body += f"    args: {DEMO.format(rec=rec / (name + '.jsonl'))}\n"
-        if host:
-            body += f"    host: {host}\n"
-    return body
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from open_lab()
 
 
-def _status(env: dict[str, str]) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(ok(env, "status", "--json").out)
-    return doc
-
-
-def _rows(env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    return {row["name"]: row for row in _status(env)["agents"]}
-
-
-def _all_running(env: dict[str, str], names: list[str]) -> dict[str, dict[str, Any]] | None:
-    rows = _rows(env)
-    return rows if all(rows[n]["state"] == "running" for n in names) else None
-
-
-def _recording(path: Path) -> list[str]:
-    return read_recording(str(path)) if path.exists() else []
+AGENTS = [("loc", None), ("r1", "h1"), ("r2", "h2")]
 
 
 def test_one_roster_runs_agents_here_and_on_two_hosts(
@@ -56,24 +31,24 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
     env = lab.env(fleet_env)
     rec = tmp_path / "rec"
     rec.mkdir()
-    write_roster(env, _roster(lab, rec))
+    write_roster(env, lab.demo_roster(rec, AGENTS))
     assert ok(env, "validate").out.startswith("OK")
 
     started = ok(env, "start").out
     assert "loc: started" in started
     assert "[h1] r1: started" in started and "[h2] r2: started" in started
-    rows = wait_until(lambda: _all_running(env, ["loc", "r1", "r2"]), timeout=30,
-                      what="every agent running")  # fmt: skip
-    assert {n: r["host"] for n, r in rows.items()} == {"loc": "local", "r1": "h1", "r2": "h2"}
+    found = wait_until(lambda: all_running(env, ["loc", "r1", "r2"]), timeout=30,
+                       what="every agent running")  # fmt: skip
+    assert {n: r["host"] for n, r in found.items()} == {"loc": "local", "r1": "h1", "r2": "h2"}
 
     # Each host runs its own agents on its own tmux server, with its own home.
     assert h1.tmux("list-sessions", "-F", "#{session_name}").split() == ["r1"]
     assert h2.tmux("list-sessions", "-F", "#{session_name}").split() == ["r2"]
-    assert int(h1.tmux("list-panes", "-t", "=r1", "-F", "#{pane_pid}")) == rows["r1"]["pid"]
+    assert int(h1.tmux("list-panes", "-t", "=r1", "-F", "#{pane_pid}")) == found["r1"]["pid"]
     assert "r1" in (h1.home / "fleet" / "roster.yaml").read_text()
     assert "r2" not in (h1.home / "fleet" / "roster.yaml").read_text()
 
-    doc = _status(env)
+    doc = status_doc(env)
     hosts = {h["name"]: h for h in doc["hosts"]}
     assert set(hosts) == {"local", "h1", "h2"}
     for h in hosts.values():
@@ -89,7 +64,7 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
         ("loc", "local", "accepted"), ("r1", "h1", "accepted"), ("r2", "h2", "accepted")
     ]
     for name in ("loc", "r1", "r2"):
-        wait_until(lambda n=name: _recording(rec / f"{n}.jsonl") == [message],  # type: ignore[misc]
+        wait_until(lambda n=name: recording(rec / f"{n}.jsonl") == [message],  # type: ignore[misc]
                    timeout=15, what=f"{name} received the message once")  # fmt: skip
 
     screen = ok(env, "capture", "r1").out
@@ -98,10 +73,10 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
                what="r2's transcript through the host")  # fmt: skip
 
     # restart one remote agent: only it gets a new pid.
-    before = _rows(env)
+    before = rows(env)
     out = ok(env, "restart", "r2").out
     assert "[h2]" in out
-    after = wait_until(lambda: _all_running(env, ["loc", "r1", "r2"]), timeout=30,
+    after = wait_until(lambda: all_running(env, ["loc", "r1", "r2"]), timeout=30,
                        what="running after restart")  # fmt: skip
     assert after["r2"]["pid"] != before["r2"]["pid"]
     assert after["r1"]["pid"] == before["r1"]["pid"]
@@ -109,8 +84,8 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
 
     stopped = ok(env, "stop").out
     assert "[h1] r1: stopped" in stopped and "[h2] r2: stopped" in stopped
-    rows = _rows(env)
-    assert {n: r["state"] for n, r in rows.items()} == {n: "stopped" for n in rows}
+    final = rows(env)
+    assert {n: r["state"] for n, r in final.items()} == {n: "stopped" for n in final}
     assert h1.tmux("list-sessions", "-F", "#{session_name}").strip() == ""
 
 
@@ -121,13 +96,13 @@ def test_a_host_without_mosaic_is_named_with_what_to_install(
     env = lab.env(fleet_env)
     rec = tmp_path / "rec"
     rec.mkdir()
-    write_roster(env, _roster(lab, rec, hosts=("h1",)))
+    write_roster(env, lab.demo_roster(rec, [("r1", "h1")]))
     res: Result = mosaic(env, "start", "r1")
     assert res.code == 1
     assert "host h1: mosaic is not installed there" in res.err
     assert "pip install 'mosaic-fleet==0.1.*'" in res.err
     assert "Traceback" not in res.err
-    doc = _status(env)
+    doc = status_doc(env)
     [h1] = [h for h in doc["hosts"] if h["name"] == "h1"]
     assert h1["reachable"] is True and "not installed" in h1["error"]
     [r1] = [a for a in doc["agents"] if a["name"] == "r1"]

@@ -144,7 +144,8 @@ class Remote:
             return HostError(
                 name,
                 f"host {name}: the mosaic there is older than this controller "
-                f"({__version__}) and cannot serve it; install {version.install_hint()} there",
+                f"({__version__}) and cannot serve it; install the controller's release there "
+                f"({version.install_hint()})",
                 ExitCode.USAGE,
             )
         message = "\n".join(f"host {name}: {line}" for line in err.splitlines() if line)

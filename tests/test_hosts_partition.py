@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from fleetkit import mosaic, ok, write_roster
 from helpers import wait_until
 from hostlab import Lab, all_running, open_lab, recording, rows, status_doc

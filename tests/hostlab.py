@@ -127,6 +127,10 @@ class LabHost:
         wait_until(lambda: not any(_comm(p) == "sshd" for p in self.pids()), timeout=10,
                    what=f"sshd of {self.name} gone")  # fmt: skip
 
+    def link(self, up: bool) -> None:
+        """Take the host's link down (packets vanish: a silent partition) or up again."""
+        _run("ip", "link", "set", f"mhl{self.n}r", "up" if up else "down")
+
     def pids(self) -> list[int]:
         return [int(p) for p in _run("ip", "netns", "pids", self.ns, check=False).split()]
 

@@ -5,6 +5,7 @@ a command that needs it exits 1 naming it. One connection per host is reused."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +115,29 @@ def test_a_whole_stop_reports_an_unreachable_host_and_stops_the_rest(
     assert "host h1 unreachable" in res.err
     assert h2.tmux("list-sessions", "-F", "#{session_name}").strip() == ""
     assert h1.tmux("list-sessions", "-F", "#{session_name}").split() == ["r1"]
+
+
+def test_a_silent_partition_is_answered_within_a_bound(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Packets to h1 vanish (its link is down): no refusal comes back, so only the
+    timeouts can tell. status still answers, h1 unknown, the rest reported."""
+    h1, _ = lab.add("h1"), lab.add("h2")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, AGENTS))
+    ok(env, "start")
+    before = wait_until(lambda: all_running(env, ["loc", "r1", "r2"]), timeout=30,
+                        what="every agent running")  # fmt: skip
+    h1.link(up=False)
+    t0 = time.monotonic()
+    doc = status_doc(env)
+    took = time.monotonic() - t0
+    found = {a["name"]: a for a in doc["agents"]}
+    assert found["r1"]["state"] == "unknown"
+    assert found["r2"]["pid"] == before["r2"]["pid"] and found["loc"]["state"] == "running"
+    # Bounded by the call's timeout (15 s), not a hang; margin for a loaded machine.
+    assert took < 40, took
+    h1.link(up=True)
+    after = wait_until(lambda: all_running(env, ["loc", "r1", "r2"]), timeout=40,
+                       what="h1 back")  # fmt: skip
+    assert after["r1"]["pid"] == before["r1"]["pid"]

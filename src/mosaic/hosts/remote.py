@@ -32,7 +32,7 @@ from mosaic.hosts import version
 from mosaic.hosts.ssh import UNREACHABLE, Link, Reply, Timeout
 
 # Seconds a call may take before the host counts as not answering.
-QUICK_S = 30.0  # status, capture, logs, the roster
+QUICK_S = 15.0  # status, capture, logs, the roster: a silent host costs status this much
 LIFECYCLE_S = 900.0  # start, stop, restart of a whole host's fleet
 PASSED_CODES = {int(c) for c in ExitCode}
 

@@ -19,6 +19,7 @@ deep mosaic home must not make multiplexing impossible. Host names cannot hold '
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -33,8 +34,8 @@ from mosaic.errors import ConfigError
 
 CONNECT_TIMEOUT_S = 10
 CONTROL_PERSIST_S = 600  # an idle master stays this long, so the next command reuses it
-ALIVE_INTERVAL_S = 5
-ALIVE_COUNT = 3  # a silent link is given up after ALIVE_INTERVAL_S * ALIVE_COUNT
+ALIVE_INTERVAL_S = 3
+ALIVE_COUNT = 3  # a silent link is given up after about ALIVE_INTERVAL_S * ALIVE_COUNT
 UNREACHABLE = 255  # ssh's own exit status for "could not connect or lost the connection"
 
 
@@ -121,8 +122,15 @@ class Link:
                 cwd=self.control_dir,
             )
         except subprocess.TimeoutExpired:
+            self.retire()
             raise Timeout(timeout) from None
         return Reply(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
+
+    def retire(self) -> None:
+        """A master that left a call unanswered is suspect (a silent partition): it stops
+        taking new sessions (`-O stop`), so the next call connects afresh, while sessions
+        already on it (another command's `logs -f`) run on undisturbed."""
+        self._control("stop")
 
     def popen(self, remote_command: str) -> subprocess.Popen[bytes]:
         """A streaming command (`logs -f`, `events --follow`): stdout is the caller's to
@@ -160,9 +168,13 @@ class Link:
 
     def close(self) -> None:
         """Ask this host's control master to exit (nothing happens when none runs)."""
+        self._control("exit")
+
+    def _control(self, command: str) -> None:
         if not (self.control_dir / self.host.name).exists():
             return
-        subprocess.run(
-            [ssh_binary(), *self.options(), "-O", "exit", "--", self.host.ssh],
-            capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir,
-        )  # fmt: skip
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                [ssh_binary(), *self.options(), "-O", command, "--", self.host.ssh],
+                capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir,
+            )  # fmt: skip

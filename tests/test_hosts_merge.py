@@ -9,7 +9,7 @@ import pytest
 
 from mosaic.config.roster import Agent, Host, Roster
 from mosaic.errors import ExitCode, OperationFailed
-from mosaic.hosts import merge, route, version
+from mosaic.hosts import merge, route, sending, version
 from mosaic.hosts.remote import HostError, Remote, parse_json
 from mosaic.hosts.ssh import Link
 from mosaic.send.outcome import Outcome
@@ -107,7 +107,7 @@ def test_send_results_keep_the_order_given_and_fill_gaps() -> None:
          "seconds": 0.2, "evidence": []},
         {"agent": "junk", "outcome": "no-such-outcome"},
     ]}  # fmt: skip
-    a, b, c = merge.send_results("h1", ["a", "b", "c"], doc)
+    a, b, c = sending.send_results("h1", ["a", "b", "c"], doc)
     assert (a.agent, a.outcome, a.attempts) == ("a", Outcome.ACCEPTED, 1)
     assert (b.outcome, b.evidence) == (Outcome.NOT_ACCEPTED, ("demo> hi",))
     assert c.outcome is Outcome.NOT_RUNNING and "host h1 gave no result" in c.evidence[0]

@@ -92,16 +92,25 @@ def restart_cmd(ctx: click.Context, agent: str | None) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     """Show the supervisor, the holder and each agent's state and activity."""
-    from mosaic.agents import status
-    from mosaic.fleet import open_fleet
+    from mosaic.config.load import load
+    from mosaic.config.roster import effective_socket, effective_supervisor
     from mosaic.hosts import merge, route
     from mosaic.hosts.remote import Remote
 
-    fleet = open_fleet(paths_of(ctx))
-    selected = fleet.roster.select(agent)
-    parts = route.split(fleet.roster, selected, every_host=agent is None)
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    selected = roster.select(agent)
+    parts = route.split(roster, selected, every_host=agent is None)
+    # This machine's fleet (supervisor, tmux) is opened only when one of its agents is
+    # asked about: a controller of remote agents alone pays for none of it.
+    top = {"supervisor": str(effective_supervisor(roster)), "socket": effective_socket(roster),
+           "holder": "stopped", "restart_in_progress": None}  # fmt: skip
 
     def local(part: route.Part) -> dict[str, Any]:
+        from mosaic.agents import status
+        from mosaic.fleet import open_fleet
+
+        fleet = open_fleet(paths, roster=roster)
         return status.collect(fleet, list(part.agents))
 
     def remote(host: Remote, part: route.Part) -> dict[str, Any]:
@@ -110,14 +119,12 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
             raise OperationFailed(f"host {host.name}: status is not a JSON object")
         return doc
 
-    done = route.each(fleet.paths, parts, local, remote)
+    done = route.each(paths, parts, local, remote)
     for d in done:
         if d.error is not None:
             if d.part.host is None:
                 raise d.error  # this machine's own trouble, as without hosts
             click.echo(d.error.message, err=True)
-    top = {"supervisor": str(fleet.supervisor), "socket": fleet.socket, "holder": "stopped",
-           "restart_in_progress": None}  # fmt: skip
     doc = merge.status(selected, done, top)
     if as_json:
         echo_json(doc)

@@ -1,4 +1,4 @@
-"""Putting the machines' answers together (pure: no I/O, testable without hosts).
+"""Putting the machines' status answers together (pure: no I/O, testable without hosts).
 
 Status: every agent row carries `host` (`local` for this machine), in roster order; the
 document carries `hosts`, one entry per machine asked. An agent whose host did not answer
@@ -12,13 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mosaic import __version__
-from mosaic.agents.liveness import AgentRunState
 from mosaic.config.names import LOCAL_HOST
 from mosaic.config.roster import Agent
 from mosaic.hosts.remote import HostError
 from mosaic.hosts.route import Done
-from mosaic.screen.classify import Activity
-from mosaic.send.outcome import Outcome, Result
 
 # What a host's status entry copies from that host's own status document.
 HOST_FIELDS = ("supervisor", "socket", "holder")
@@ -62,11 +59,14 @@ def status(
 
 def _row(agent: Agent, docs: Mapping[str, dict[str, Any]], errors: Mapping[str, str]) -> Any:
     host = agent.host or LOCAL_HOST
+    if host not in errors:
+        for row in docs[host].get("agents", []):
+            if row.get("name") == agent.name:
+                return {**row, "host": host}
+    from mosaic.agents.liveness import AgentRunState
+
     if host in errors:
         return _absent(agent, host, AgentRunState.UNKNOWN, errors[host])
-    for row in docs[host].get("agents", []):
-        if row.get("name") == agent.name:
-            return {**row, "host": host}
     # The host's roster lacks it: it was added here since the last start/apply.
     return _absent(
         agent, host, AgentRunState.STOPPED,
@@ -74,35 +74,16 @@ def _row(agent: Agent, docs: Mapping[str, dict[str, Any]], errors: Mapping[str, 
     )  # fmt: skip
 
 
-def _absent(agent: Agent, host: str, state: AgentRunState, reason: str) -> dict[str, Any]:
+def _absent(agent: Agent, host: str, state: str, reason: str) -> dict[str, Any]:
+    """A row for an agent its host did not report (imports kept here: a remote-only
+    controller never loads the pane and screen machinery otherwise)."""
+    from mosaic.screen.classify import Activity
+
     return {
         "name": agent.name, "runtime": agent.runtime, "state": str(state),
         "activity": str(Activity.UNKNOWN), "pid": None, "uptime_s": None, "restarts": None,
         "last_exit": None, "session": agent.name, "host": host, "reason": reason,
     }  # fmt: skip
-
-
-def send_results(host: str, names: Sequence[str], doc: Any) -> list[Result]:
-    """A host's `send --json` document as results, in the order the agents were given."""
-    by_name: dict[str, Result] = {}
-    for item in doc.get("results", []) if isinstance(doc, dict) else []:
-        try:
-            by_name[str(item["agent"])] = Result(
-                agent=str(item["agent"]),
-                outcome=Outcome(item["outcome"]),
-                attempts=int(item.get("attempts") or 0),
-                seconds=float(item.get("seconds") or 0.0),
-                evidence=tuple(str(line) for line in item.get("evidence") or ()),
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    missing = f"host {host} gave no result for this agent"
-    return [by_name.get(n) or failed(n, missing) for n in names]
-
-
-def failed(agent: str, why: str, outcome: Outcome = Outcome.NOT_RUNNING) -> Result:
-    """A result for an agent nothing was typed into, with the reason as its evidence."""
-    return Result(agent, outcome, 0, 0.0, (why,))
 
 
 def prefixed(host: str, lines: Sequence[str]) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -123,6 +122,8 @@ def each(
 
     if len(parts) == 1:
         return [run(parts[0])]  # one machine: no thread to pay for
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(parallelism(), len(parts))) as pool:
         return list(pool.map(run, parts))
 

@@ -14,10 +14,11 @@ check and its own host's send is refused by that host alone, as locally.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mosaic.config.roster import Agent
 from mosaic.fleet import Fleet
-from mosaic.hosts import merge, route
+from mosaic.hosts import route
 from mosaic.hosts.remote import QUICK_S, Remote
 from mosaic.send import delivery
 from mosaic.send.judge import FOREGROUND_WAIT_S
@@ -37,9 +38,9 @@ def send(
         if blocked:
             skipped = f"(not sent: {', '.join(blocked)} not running)"
             return [
-                (merge.failed(a.name, blocked[a.name]), where[a.name])
+                (failed(a.name, blocked[a.name]), where[a.name])
                 if a.name in blocked
-                else (merge.failed(a.name, skipped, Outcome.SKIPPED), where[a.name])
+                else (failed(a.name, skipped, Outcome.SKIPPED), where[a.name])
                 for a in chosen
             ]
 
@@ -52,7 +53,7 @@ def send(
         args += [*([] if verify else ["--no-verify"]), "-"]
         # Each agent's timeout starts when its send lock is free: allow for a wait.
         doc, _ = host.json(args, message.encode(), timeout * 3 + QUICK_S, ok=(0, 1, 3))
-        return merge.send_results(host.name, part.names, doc)
+        return send_results(host.name, part.names, doc)
 
     done = route.each(fleet.paths, parts, local, remote)
     out: dict[str, Sent] = {}
@@ -61,7 +62,7 @@ def send(
             if len(parts) == 1 and d.part.host is None:
                 raise d.error  # a single-machine send fails as it always did
             for name in d.part.names:
-                out[name] = (merge.failed(name, d.error.message), d.part.name)
+                out[name] = (failed(name, d.error.message), d.part.name)
             continue
         for r in d.value or []:
             out[r.agent] = (r, d.part.name)
@@ -92,3 +93,26 @@ def _not_running(fleet: Fleet, parts: Sequence[route.Part]) -> dict[str, str]:
         else:
             blocked.update(d.value or {})
     return blocked
+
+
+def send_results(host: str, names: Sequence[str], doc: Any) -> list[Result]:
+    """A host's `send --json` document as results, in the order the agents were given."""
+    by_name: dict[str, Result] = {}
+    for item in doc.get("results", []) if isinstance(doc, dict) else []:
+        try:
+            by_name[str(item["agent"])] = Result(
+                agent=str(item["agent"]),
+                outcome=Outcome(item["outcome"]),
+                attempts=int(item.get("attempts") or 0),
+                seconds=float(item.get("seconds") or 0.0),
+                evidence=tuple(str(line) for line in item.get("evidence") or ()),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    missing = f"host {host} gave no result for this agent"
+    return [by_name.get(n) or failed(n, missing) for n in names]
+
+
+def failed(agent: str, why: str, outcome: Outcome = Outcome.NOT_RUNNING) -> Result:
+    """A result for an agent nothing was typed into, with the reason as its evidence."""
+    return Result(agent, outcome, 0, 0.0, (why,))

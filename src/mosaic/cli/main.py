@@ -32,7 +32,9 @@ FLEET_COMMANDS: dict[str, str] = {
     "watch": "mosaic.cli.run_cmds:watch_cmd",
     "attach": "mosaic.cli.run_cmds:attach_cmd",
     "logs": "mosaic.cli.run_cmds:logs_cmd",
-    # Hidden: what a controller runs on a host (docs/hosts.md).
+}
+# Not for people: what a controller runs on a host over SSH (docs/hosts.md); never listed.
+HOST_COMMANDS: dict[str, str] = {
     "roster-put": "mosaic.cli.host_cmds:roster_put_cmd",
 }
 
@@ -43,7 +45,7 @@ class LazyGroup(click.Group):
         return list(FLEET_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = FLEET_COMMANDS.get(cmd_name)
+        target = FLEET_COMMANDS.get(cmd_name) or HOST_COMMANDS.get(cmd_name)
         if target is None:
             return None
         module, attr = target.split(":", 1)

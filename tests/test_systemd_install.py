@@ -294,7 +294,7 @@ def test_install_without_user_manager_is_a_clear_error(
     assert not (tmp_path / "config").exists()
 
 
-# --- supervise.systemd.systemctl against the real manager ---------------------------------------------
+# --- supervise.systemd.systemctl against the real manager ----------------------------------------
 
 
 def test_systemctl_wrapper(user_manager: UserManager, tmp_path: Path) -> None:

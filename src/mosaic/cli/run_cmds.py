@@ -13,6 +13,7 @@ from mosaic.cli.common import echo_json, paths_of
 from mosaic.errors import OperationFailed
 
 if TYPE_CHECKING:
+    from mosaic.config.paths import Paths
     from mosaic.fleet import Fleet
     from mosaic.hosts import route
     from mosaic.tmux.panes import Pane
@@ -24,16 +25,21 @@ def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
     """Run one supervisor action on AGENT or the whole fleet, on every machine concerned,
     and print each machine's report (docs/hosts.md)."""
     from mosaic import supervise
+    from mosaic.config.load import load
     from mosaic.fleet import open_fleet
     from mosaic.hosts import merge, route
     from mosaic.hosts.remote import Remote
 
-    fleet = open_fleet(paths_of(ctx), deciding=action != "stop")
-    agents = fleet.roster.select(agent)
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    agents = roster.select(agent)
     whole = agent is None
-    parts = route.split(fleet.roster, agents, every_host=whole and action == "stop")
+    parts = route.split(roster, agents, every_host=whole and action == "stop")
 
     def local(part: route.Part) -> list[str]:
+        # Opened only for this machine's own agents: a controller of remote agents alone
+        # decides, probes and starts nothing here.
+        fleet = open_fleet(paths, deciding=action != "stop", roster=roster)
         mine = list(part.agents)
         if action == "start":
             return supervise.start(fleet, mine)
@@ -44,21 +50,21 @@ def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
     def remote(host: Remote, part: route.Part) -> list[str]:
         if action != "stop":
             # What starts there is what the roster says now.
-            host.push_roster(_host_roster(fleet, part))
+            host.push_roster(_host_roster(paths, part))
         return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
 
-    done = route.each(fleet.paths, parts, local, remote)
+    done = route.each(paths, parts, local, remote)
     for d in done:
         for line in d.value or []:
             click.echo(line)
     route.raise_failures(done)
 
 
-def _host_roster(fleet: Fleet, part: route.Part) -> bytes:
+def _host_roster(paths: Paths, part: route.Part) -> bytes:
     from mosaic.config.load import decode, read
     from mosaic.hosts import hostroster
 
-    text = decode(read(fleet.paths.roster), fleet.paths.roster)
+    text = decode(read(paths.roster), paths.roster)
     return hostroster.part_text(text, part.name)
 
 
@@ -141,15 +147,18 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 @click.pass_context
 def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     """Print what AGENT's screen shows now."""
+    from mosaic.config.load import load
     from mosaic.fleet import open_fleet
     from mosaic.hosts import route
 
-    fleet = open_fleet(paths_of(ctx))
-    host = route.remote_for(fleet.paths, fleet.roster, agent)
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    host = route.remote_for(paths, roster, agent)
     if host is not None:
         reply = host.call(["capture", agent, *(["-n", str(lines)] if lines else [])])
         _write(reply.out)
         return
+    fleet = open_fleet(paths, roster=roster)
     pane = _pane_of(fleet, agent)
     args = ["capture-pane", "-p", "-t", pane.id]
     if lines is not None:
@@ -180,15 +189,18 @@ def _pane_of(fleet: Fleet, agent: str) -> Pane:
 
 
 def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
+    from mosaic.config.load import load
     from mosaic.fleet import open_fleet
     from mosaic.hosts import route
 
-    fleet = open_fleet(paths_of(ctx))
-    host = route.remote_for(fleet.paths, fleet.roster, agent)
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    host = route.remote_for(paths, roster, agent)
     if host is not None:
         _need_terminal()
         # `ssh -t` to the host's own `watch`/`attach`: its mosaic knows its tmux socket.
         host.exec_tty(["watch" if read_only else "attach", agent])
+    fleet = open_fleet(paths, roster=roster)
     _pane_of(fleet, agent)
     _need_terminal()
     argv = fleet.tmux.argv("attach-session", *(["-r"] if read_only else []), "-t", f"={agent}")

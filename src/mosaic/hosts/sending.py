@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mosaic.config.roster import Agent
+from mosaic.config.paths import Paths
+from mosaic.config.roster import Agent, Roster
 from mosaic.fleet import Fleet
 from mosaic.hosts import route
 from mosaic.hosts.remote import QUICK_S, Remote
@@ -28,13 +29,20 @@ Sent = tuple[Result, str]  # a result and the machine it came from
 
 
 def send(
-    fleet: Fleet, chosen: Sequence[Agent], message: str, timeout: float, verify: bool
+    paths: Paths,
+    roster: Roster,
+    fleet: Fleet | None,
+    chosen: Sequence[Agent],
+    message: str,
+    timeout: float,
+    verify: bool,
 ) -> list[Sent]:
-    """Deliver `message` to every chosen agent; results in `chosen` order."""
-    parts = route.split(fleet.roster, chosen)
+    """Deliver `message` to every chosen agent; results in `chosen` order. `fleet` is this
+    machine's, needed only when a chosen agent is local."""
+    parts = route.split(roster, chosen)
     where = {a.name: part.name for part in parts for a in part.agents}
     if len(parts) > 1:
-        blocked = _not_running(fleet, parts)
+        blocked = _not_running(paths, fleet, parts)
         if blocked:
             skipped = f"(not sent: {', '.join(blocked)} not running)"
             return [
@@ -45,8 +53,9 @@ def send(
             ]
 
     def local(part: route.Part) -> list[Result]:
-        targets = [(a.name, fleet.roster.runtime_for(a)) for a in part.agents]
-        return delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, verify)
+        assert fleet is not None
+        targets = [(a.name, roster.runtime_for(a)) for a in part.agents]
+        return delivery.send(fleet.tmux, paths, targets, message, timeout, verify)
 
     def remote(host: Remote, part: route.Part) -> list[Result]:
         args = ["send", *part.names, "--json", "--timeout", repr(timeout)]
@@ -55,7 +64,7 @@ def send(
         doc, _ = host.json(args, message.encode(), timeout * 3 + QUICK_S, ok=(0, 1, 3))
         return send_results(host.name, part.names, doc)
 
-    done = route.each(fleet.paths, parts, local, remote)
+    done = route.each(paths, parts, local, remote)
     out: dict[str, Sent] = {}
     for d in done:
         if d.error is not None:
@@ -69,10 +78,13 @@ def send(
     return [out[a.name] for a in chosen]
 
 
-def _not_running(fleet: Fleet, parts: Sequence[route.Part]) -> dict[str, str]:
+def _not_running(
+    paths: Paths, fleet: Fleet | None, parts: Sequence[route.Part]
+) -> dict[str, str]:
     """Targets that cannot take a message now (name -> why), asked of every machine."""
 
     def local(part: route.Part) -> dict[str, str]:
+        assert fleet is not None
         targets = [(a.name, fleet.roster.runtime_for(a)) for a in part.agents]
         planned = delivery.plan(fleet.tmux, targets, FOREGROUND_WAIT_S)
         return {r.agent: " ".join(r.evidence) for r in planned.refused}
@@ -87,7 +99,7 @@ def _not_running(fleet: Fleet, parts: Sequence[route.Part]) -> dict[str, str]:
         }
 
     blocked: dict[str, str] = {}
-    for d in route.each(fleet.paths, parts, local, remote):
+    for d in route.each(paths, parts, local, remote):
         if d.error is not None:
             blocked.update({name: d.error.message for name in d.part.names})
         else:

@@ -127,12 +127,13 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 
     done = route.each(paths, parts, local, remote)
     for d in done:
-        if d.error is not None:
-            if d.part.host is None:
-                raise d.error  # this machine's own trouble, as without hosts
-            click.echo(d.error.message, err=True)
+        if d.error is not None and d.part.host is None:
+            raise d.error  # this machine's own trouble, as without hosts
     doc = merge.status(selected, done, top)
     if as_json:
+        for d in done:
+            if d.error is not None:
+                click.echo(d.error.message, err=True)  # the table shows these itself
         echo_json(doc)
         return
     from mosaic.cli.render import status_table

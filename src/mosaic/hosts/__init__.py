@@ -6,7 +6,8 @@
     hostroster.py  a host's part of the roster: cut here, validated and written there
     route.py       the one routing mechanism every command uses: split by machine, run
                    each machine's part in parallel (bounded), collect
-    merge.py       the machines' answers as one (pure)
+    merge.py       the machines' status answers as one (pure)
+    sending.py     `send` across machines: nothing typed anywhere unless all can take it
 
 Each host supervises its own agents with its own supervisor, so a lost connection stops
 nothing; the controller only starts, stops, asks and types, one SSH round trip at a time.

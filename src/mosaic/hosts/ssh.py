@@ -166,10 +166,6 @@ class Link:
         digits = text.split(marker, 1)[1].split(")", 1)[0]
         return int(digits) if digits.isdigit() else None
 
-    def close(self) -> None:
-        """Ask this host's control master to exit (nothing happens when none runs)."""
-        self._control("exit")
-
     def _control(self, command: str) -> None:
         if not (self.control_dir / self.host.name).exists():
             return

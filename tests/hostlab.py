@@ -138,6 +138,10 @@ class LabHost:
         """New SSH connections sshd accepted (it logs one line per authentication)."""
         return self.log.read_text(errors="replace").count("Accepted publickey")
 
+    def sessions(self) -> int:
+        """SSH sessions (remote commands) sshd started, over any connection."""
+        return self.log.read_text(errors="replace").count("Starting session:")
+
     def established(self) -> int:
         out = _run("ip", "netns", "exec", self.ns, "ss", "-Htn", "state", "established",
                    "( sport = :22 )")  # fmt: skip

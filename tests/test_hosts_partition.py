@@ -5,6 +5,9 @@ a command that needs it exits 1 naming it. One connection per host is reused."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +101,49 @@ def test_a_second_status_reuses_the_connection(
     control = Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "ssh"
     assert control.stat().st_mode & 0o777 == 0o700
     assert [p.name for p in control.iterdir()] == ["h1"]
+
+
+def test_status_asks_each_host_once_starting_before_click_loads(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`status` starts each host's call ahead of its own start-up (hosts.prefetch); the
+    command then takes that call over rather than asking again."""
+    h1 = lab.add("h1")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1")]))
+    ok(env, "start")
+    wait_until(lambda: all_running(env, ["r1"]), timeout=30, what="r1 running")
+    for args in (["status", "--json"], ["status"]):
+        before = h1.sessions()
+        assert "r1" in ok(env, *args).out
+        assert h1.sessions() == before + 1, args
+    # The call goes out before click is even imported (import order, as Python reports it).
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mosaic", "fleet",
+                           "status", "--json"], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and json.loads(proc.stdout)["agents"][0]["state"] == "running"
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
+    assert imported.index("mosaic.hosts.ssh") < imported.index("click")
+    # A status that fails before asking (a bad variable) leaves no ssh client behind.
+    res = mosaic({**env, "MOSAIC_FLEET_SUPERVISOR": "bogus"}, "status", "--json")
+    assert res.code == 2 and "MOSAIC_FLEET_SUPERVISOR" in res.err
+    assert not _ssh_clients(Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "ssh")
+
+
+def _ssh_clients(control_dir: Path) -> list[int]:
+    """ssh processes (masters aside) working in `control_dir`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ssh") and cwd == str(control_dir) and b"-T" in argv:
+            found.append(int(proc.name))
+    return found
 
 
 def test_a_whole_stop_reports_an_unreachable_host_and_stops_the_rest(

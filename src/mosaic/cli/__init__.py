@@ -2,7 +2,8 @@
 
 `main` answers `mosaic --version`, and `fleet validate` of an unchanged roster, before
 importing click (a third of a bare interpreter's start-up on its own), so the most common
-health checks stay near interpreter speed.
+health checks stay near interpreter speed; for `fleet status` of a fleet with hosts it
+starts asking the hosts first (`hosts.prefetch`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ def main() -> int | None:
         status = quickvalidate.run(args)
         if status is not None:
             return status
+    if "status" in args[-2:]:
+        # A fleet with hosts: they start answering while click loads (docs/hosts.md).
+        from mosaic.hosts import prefetch
+
+        prefetch.start(args)
     from mosaic.cli.main import main as click_main
 
     return click_main()

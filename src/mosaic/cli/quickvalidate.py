@@ -25,13 +25,13 @@ def render(roster: str, agents: int, missing: list[programs.Missing]) -> tuple[l
     return warnings, f"OK: {roster}: {agents} {noun}"
 
 
-def parse(args: list[str]) -> dict[str, str] | None:
-    """The group's flags of a plain `fleet ... validate` argv, or None for anything else
-    (help, unknown or repeated flags, odd values), which is left to click."""
-    if len(args) < 2 or args[0] != "fleet" or args[-1] != "validate":
+def parse(args: list[str], tail: tuple[str, ...] = ("validate",)) -> dict[str, str] | None:
+    """The group's flags of a plain `fleet ... validate` argv (or `fleet ... TAIL`), or None
+    for anything else (help, unknown or repeated flags, odd values), which is left to click."""
+    if len(args) < 1 + len(tail) or args[0] != "fleet" or tuple(args[-len(tail) :]) != tail:
         return None
     flags: dict[str, str] = {}
-    rest = args[1:-1]
+    rest = args[1 : -len(tail)]
     while rest:
         arg = rest.pop(0)
         flag, eq, value = arg.partition("=")

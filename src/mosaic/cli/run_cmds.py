@@ -101,7 +101,7 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     from mosaic.config.load import load
     from mosaic.config.roster import effective_socket, effective_supervisor
     from mosaic.hosts import merge, route
-    from mosaic.hosts.remote import Remote
+    from mosaic.hosts.remote import STATUS, Remote
 
     paths = paths_of(ctx)
     roster = load(paths.roster, cache_dir=paths.run)
@@ -120,7 +120,7 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
         return status.collect(fleet, list(part.agents))
 
     def remote(host: Remote, part: route.Part) -> dict[str, Any]:
-        doc, _ = host.json(["status", "--json"])
+        doc, _ = host.json(STATUS)
         if not isinstance(doc, dict):
             raise OperationFailed(f"host {host.name}: status is not a JSON object")
         return doc

@@ -35,6 +35,7 @@ from mosaic.hosts.ssh import UNREACHABLE, Link, Reply, Timeout
 QUICK_S = 15.0  # status, capture, logs, the roster: a silent host costs status this much
 LIFECYCLE_S = 900.0  # start, stop, restart of a whole host's fleet
 PASSED_CODES = {int(c) for c in ExitCode}
+STATUS = ("status", "--json")  # what `status` asks each host (and `hosts.prefetch` ahead)
 
 
 class HostError(MosaicError):

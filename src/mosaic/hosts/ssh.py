@@ -19,10 +19,12 @@ deep mosaic home must not make multiplexing impossible. Host names cannot hold '
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,22 +111,35 @@ class Link:
             os.chmod(self.control_dir, DIR_MODE)
 
     def run(self, remote_command: str, input: bytes | None, timeout: float) -> Reply:
-        """Run one command on the host and wait for it, at most `timeout` seconds."""
-        self.prepare()
-        t0 = time.monotonic()
+        """Run one command on the host and wait for it, at most `timeout` seconds. A call
+        started ahead with the same command line (`start_ahead`) is taken over instead."""
+        argv = self.argv(remote_command)
+        ahead = _take_ahead(self.control_dir, argv) if input is None else None
+        if ahead is not None:
+            proc, t0 = ahead
+        else:
+            self.prepare()
+            t0 = time.monotonic()
+            proc = _spawn(argv, self.control_dir, stdin=input is not None)
         try:
-            proc = subprocess.run(
-                self.argv(remote_command),
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                cwd=self.control_dir,
-            )
+            out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             self.retire()
             raise Timeout(timeout) from None
-        return Reply(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
+        return Reply(proc.returncode, out, err, time.monotonic() - t0)
+
+    def start_ahead(self, remote_command: str) -> None:
+        """Start a call now that a later `run` of the same command line will take over
+        (`hosts.prefetch`); one nobody takes is ended when this process exits."""
+        self.prepare()
+        argv = self.argv(remote_command)
+        proc = _spawn(argv, self.control_dir, stdin=False)
+        with _AHEAD_LOCK:
+            if not _AHEAD:
+                atexit.register(_end_ahead)
+            _AHEAD[(str(self.control_dir), tuple(argv))] = (proc, time.monotonic())
 
     def retire(self) -> None:
         """A master that left a call unanswered is suspect (a silent partition): it stops
@@ -174,3 +189,34 @@ class Link:
                 [ssh_binary(), *self.options(), "-O", command, "--", self.host.ssh],
                 capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir,
             )  # fmt: skip
+
+
+def _spawn(argv: list[str], cwd: Path, stdin: bool) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+    )
+
+
+# Calls started ahead (`Link.start_ahead`), by control directory and argv, with their start.
+_AHEAD: dict[tuple[str, tuple[str, ...]], tuple[subprocess.Popen[bytes], float]] = {}
+_AHEAD_LOCK = threading.Lock()
+
+
+def _take_ahead(control_dir: Path, argv: list[str]) -> tuple[subprocess.Popen[bytes], float] | None:
+    with _AHEAD_LOCK:
+        return _AHEAD.pop((str(control_dir), tuple(argv)), None)
+
+
+def _end_ahead() -> None:
+    """At exit: end calls started ahead that nothing took over (the command failed first)."""
+    with _AHEAD_LOCK:
+        left = [proc for proc, _ in _AHEAD.values()]
+        _AHEAD.clear()
+    for proc in left:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()

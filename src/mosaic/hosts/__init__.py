@@ -8,6 +8,7 @@
                    each machine's part in parallel (bounded), collect
     merge.py       the machines' status answers as one (pure)
     sending.py     `send` across machines: nothing typed anywhere unless all can take it
+    prefetch.py    `status`: each host's call started before click loads
 
 Each host supervises its own agents with its own supervisor, so a lost connection stops
 nothing; the controller only starts, stops, asks and types, one SSH round trip at a time.

@@ -138,6 +138,11 @@ class LabHost:
         """New SSH connections sshd accepted (it logs one line per authentication)."""
         return self.log.read_text(errors="replace").count("Accepted publickey")
 
+    def agent_sessions(self) -> list[str]:
+        """The agents' tmux sessions on this host (the watcher's `_watcher` is not one)."""
+        out = self.tmux("list-sessions", "-F", "#{session_name}")
+        return [name for name in out.split() if not name.startswith("_")]
+
     def sessions(self) -> int:
         """SSH sessions (remote commands) sshd started, over any connection."""
         return self.log.read_text(errors="replace").count("Starting session:")

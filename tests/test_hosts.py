@@ -42,8 +42,8 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
     assert {n: r["host"] for n, r in found.items()} == {"loc": "local", "r1": "h1", "r2": "h2"}
 
     # Each host runs its own agents on its own tmux server, with its own home.
-    assert h1.tmux("list-sessions", "-F", "#{session_name}").split() == ["r1"]
-    assert h2.tmux("list-sessions", "-F", "#{session_name}").split() == ["r2"]
+    assert h1.agent_sessions() == ["r1"]
+    assert h2.agent_sessions() == ["r2"]
     assert int(h1.tmux("list-panes", "-t", "=r1", "-F", "#{pane_pid}")) == found["r1"]["pid"]
     assert "r1" in (h1.home / "fleet" / "roster.yaml").read_text()
     assert "r2" not in (h1.home / "fleet" / "roster.yaml").read_text()
@@ -86,7 +86,7 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
     assert "[h1] r1: stopped" in stopped and "[h2] r2: stopped" in stopped
     final = rows(env)
     assert {n: r["state"] for n, r in final.items()} == {n: "stopped" for n in final}
-    assert h1.tmux("list-sessions", "-F", "#{session_name}").strip() == ""
+    assert h1.agent_sessions() == []
 
 
 def test_a_host_without_mosaic_is_named_with_what_to_install(

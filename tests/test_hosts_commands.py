@@ -126,7 +126,7 @@ def test_removing_a_remote_agent_stops_it_on_its_host(
     _up(lab, env, tmp_path, [("loc", None), ("r1", "h1")])
     out = ok(env, "remove", "r1").out
     assert "[h1] r1: stopped" in out and "removed r1" in out
-    assert h1.tmux("list-sessions", "-F", "#{session_name}").strip() == ""
+    assert h1.agent_sessions() == []
     assert list(rows(env)) == ["loc"]
 
 

@@ -103,7 +103,11 @@ def test_watch_and_attach_reach_a_remote_agent_over_ssh_t(
         wait_until(lambda: "reply #2: after watching" in _outer(env, "capture-pane", "-p"),
                    timeout=15, what="the view is live")  # fmt: skip
         assert recording(tmp_path / "r1.jsonl") == ["before watching", "after watching"]
+        # Wait for the old outer server to exit: a dying server unlinks its socket path, which
+        # would be the new one's.
+        outer_pid = int(_outer(env, "display-message", "-p", "#{pid}").strip())
         _outer(env, "kill-server")
+        wait_until(lambda: not pid_alive(outer_pid), timeout=15, what="outer server gone")
 
         _operator_terminal(env, "attach r1")
         wait_until(lambda: "reply #2" in _outer(env, "capture-pane", "-p"), timeout=15,

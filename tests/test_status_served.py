@@ -29,7 +29,10 @@ from helpers import pid_alive, wait_until
 from mosaic.config.paths import Paths, resolve
 from mosaic.watch import serve, statusclient
 from statuskit import run, same_every_way, served, standalone_watcher
-from watchkit import last_seq, wait_event
+from systemd_harness import UserManager, user_manager
+from watchkit import last_seq, wait_event, watcher_running
+
+__all__ = ["user_manager"]  # the fixture, imported for pytest
 
 ARGV = ["fleet", "status", "--json"]
 # The interpreter itself, which another uid may run wherever the venv lives.
@@ -244,6 +247,41 @@ def test_a_roster_with_hosts_is_left_to_the_caller(fleet_env: dict[str, str]) ->
     assert answered.agent("a1")["state"] == "running"
     write_roster(env, shell_roster(["a1"]))
     ok(env, "stop")
+
+
+def test_under_systemd_only_a_caller_with_the_units_environment_is_served(
+    user_manager: UserManager, fleet_env: dict[str, str]
+) -> None:
+    """The watcher unit runs with the user manager's environment; a caller with the same
+    values is served, one without a way to the manager (cron: no XDG_RUNTIME_DIR) is not,
+    and still hears why it cannot be answered (exit 1)."""
+    env = user_manager.env_for(fleet_env)
+    env["MOSAIC_FLEET_SUPERVISOR"] = "systemd"
+    write_roster(env, shell_roster(["a1"]))
+    ok(env, "install")
+    ok(env, "start")
+    pid = wait_until(lambda: watcher_running(env), timeout=30, what="watcher running")["pid"]
+    wait_until(lambda: paths_of(env).status_socket.exists(), timeout=30, what="its socket")
+    unit_env = dict(
+        entry.split("=", 1)
+        for entry in Path(f"/proc/{pid}/environ").read_text().split("\0")
+        if "=" in entry
+    )
+    like_unit = {k: v for k, v in env.items() if k not in serve.MUST_MATCH}
+    like_unit.update({k: unit_env[k] for k in serve.MUST_MATCH if k in unit_env})
+    answered = same_every_way(like_unit, "status", "--json", served=True)
+    assert answered.doc()["supervisor"] == "systemd"
+    assert answered.agent("a1")["state"] == "running"
+    cron = {k: v for k, v in like_unit.items()
+            if k not in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")}  # fmt: skip
+    assert exchange(cron, request(cron)) == b"D $XDG_RUNTIME_DIR differs"
+    refused = same_every_way(cron, "status", "--json", served=False)
+    assert refused.code == 1 and refused.out == ""
+    assert "the systemd user manager cannot be reached: XDG_RUNTIME_DIR is not set" in (
+        refused.err
+    )
+    ok(env, "stop")
+    ok(env, "uninstall")
 
 
 # --- who may ask, and what they may send -----------------------------------------------------

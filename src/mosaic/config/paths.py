@@ -83,8 +83,8 @@ class Paths:
 
     @property
     def status_socket(self) -> Path:
-        """The watcher's unix socket answering `status --json` (docs/architecture.md,
-        "status served by the watcher")."""
+        """The watcher's unix socket answering `status --json`
+        (docs/architecture.md, "status served by the watcher")."""
         return Path(locate.status_socket(str(self.home)))
 
     @property

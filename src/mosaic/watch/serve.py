@@ -1,5 +1,5 @@
-"""The watcher answering `status --json` (docs/architecture.md, "status served by the
-watcher").
+"""The watcher answering `status --json`
+(docs/architecture.md, "status served by the watcher").
 
 A status command pays for an interpreter, then ~100 ms of imports before its two tmux round
 trips; the watcher has imported everything already. So the watcher listens on

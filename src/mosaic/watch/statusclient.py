@@ -1,5 +1,5 @@
-"""Asking the running watcher for `status --json` (docs/architecture.md, "status served by
-the watcher"), and the wire format both ends share.
+"""Asking the running watcher for `status --json`, and the wire format both ends share
+(docs/architecture.md, "status served by the watcher").
 
 `cli/quickstatus.py` calls `ask` before it imports anything of the status machinery; when
 the watcher answers, that is all the command costs. So this module imports only `os`,

@@ -535,3 +535,10 @@ def test_each_variable_read_from_the_process_environment_must_match() -> None:
     # Variables the document takes from the environment it is handed may differ.
     extra = {**caller, "MOSAIC_FLEET_SUPERVISOR": "tmux", "FOO": "x"}
     assert serve.refusal(own, b"s", "/h", "/h/r", extra) is None
+
+
+def test_the_reference_names_every_variable_that_must_match() -> None:
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "reference.md").read_text()
+    status = reference[reference.index("\n## status\n") : reference.index("\n## send\n")]
+    for key in serve.MUST_MATCH:
+        assert f"`{key}`" in status, key

@@ -53,12 +53,13 @@ REPLY_S = 2.0  # and this long to take the answer
 BACKLOG = 16
 
 # Read by the document from the process environment, not from the `env` it is handed:
-# tmux's socket directory and locale, the user manager systemctl reaches, programs found on
-# PATH and `$SHELL` (the `shell` runtime), `~` expanded at load, local time (the restart
-# line), the systemd unit directory. The watcher's own values must equal the caller's.
+# tmux's socket directory and locale, the user manager systemctl reaches (and the language
+# of its messages), programs found on PATH and `$SHELL` (the `shell` runtime), `~` expanded
+# at load, local time (the restart line), the systemd unit directory. The watcher's own
+# values must equal the caller's.
 MUST_MATCH = (
     "PATH", "HOME", "SHELL", "TMUX_TMPDIR", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
-    "XDG_CONFIG_HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+    "XDG_CONFIG_HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ",
 )  # fmt: skip
 
 PeerUid = Callable[[socket.socket], int]

@@ -4,8 +4,9 @@
 `cli/quickstatus.py` calls `ask` before it imports anything of the status machinery; when
 the watcher answers, that is all the command costs. So this module imports only `os`,
 `sys`, `time` and the C half of the socket module, `_socket`: `socket` itself pulls in
-enum, selectors and re, and `json` pulls in re (together ~10 ms on an idle machine, a
-quarter of the whole served answer). The wire format is therefore plain bytes:
+enum, selectors and re, and `json` pulls in re (together 11-16 ms measured on the loaded
+2-core test machine: a sixth to a quarter of the whole served answer). The wire format is
+therefore plain bytes:
 
     request  NUL-separated: PROTOCOL, stamp, home, roster, agent ("" none, "=NAME" one),
              then every `KEY=VALUE` of the caller's environment (as `os.environb` has it)

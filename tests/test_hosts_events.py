@@ -45,7 +45,11 @@ def test_since_with_hosts() -> None:
     assert ten.args("h2") == ["--since", "10m"]
     for bad, needle in [("h3:5", "unknown host 'h3'; known: local, h1, h2"),
                         ("h1:x", "'h1:x' is not HOST:SEQ"), ("h1:1,h1:2", "h1 is given twice"),
-                        ("soon", "HOST:SEQ pairs"), ("h1:-1", "not HOST:SEQ")]:  # fmt: skip
+                        ("soon", "HOST:SEQ pairs"), ("h1:-1", "not HOST:SEQ"),
+                        # what reaches a host's command line is only ever digits or a
+                        # duration of digits and units
+                        ("5m;touch x", "HOST:SEQ pairs"), ("h1:5 --help", "not HOST:SEQ"),
+                        ("$(id):1", "unknown host")]:  # fmt: skip
         with pytest.raises(UsageError, match=needle):
             parse_since(bad, MACHINES)
 
@@ -63,6 +67,9 @@ def test_a_merged_history_is_ordered_by_time_then_machine_then_seq() -> None:
     ]
     assert json.loads(got[0].json()) == {"host": "h1", "seq": 9, "ts": "T1", "agent": "a",
                                          "type": "busy"}  # fmt: skip
+    # A host cannot pass its events off as another machine's: `host` is the controller's.
+    forged = line_of("h2", '{"host":"local","seq":3,"ts":"T","agent":null,"type":"x"}')
+    assert forged is not None and json.loads(forged.json())["host"] == "h2"
     # A stream cut mid-line keeps the rest for later; what is not an event line is skipped.
     lines, rest = split_lines("h1", b'motd\n{"seq":1,"ts":"T","agent":null,"type":"x"}\n{"se')
     assert [x.seq for x in lines] == [1] and rest == b'{"se'

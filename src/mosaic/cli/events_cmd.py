@@ -211,8 +211,8 @@ def _merged(
         if not follow:
             route.raise_errors(errors)
             return
-        for error in errors:
-            click.echo(f"{error.message}; following it as soon as it answers", err=True)
+        # A machine whose history could not be read is followed from what was asked (its
+        # history comes with its first answer); its follower says so while it cannot.
 
         def emit(line: Line) -> None:
             sys.stdout.write(show(line) + "\n")

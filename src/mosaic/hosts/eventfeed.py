@@ -108,11 +108,13 @@ def history(
 
     def local(part: route.Part) -> Read:
         if not paths.db.exists():
-            return Read([], 0)
+            return Read([], None)  # no log here yet: none is made for reading
         with db.opened(paths.db) as conn:
             top = events.last_seq(conn)
             rows = events.json_lines(conn, query.local(), top)
-        return Read([ln for _, text in rows if (ln := line_of(LOCAL_HOST, text))], top)
+        # Followed from what was read, or from a later seq `--since` named.
+        resume = max(top, query.since.seqs.get(LOCAL_HOST, 0))
+        return Read([ln for _, text in rows if (ln := line_of(LOCAL_HOST, text))], resume)
 
     def remote(host: Remote, part: route.Part) -> Read:
         reply = host.call(["events", "--json", *query.since.args(part.name),
@@ -189,7 +191,7 @@ class Follow:
             self.out.put(f"{exc.message} (no longer followed)")
 
     def _local(self) -> None:
-        while not self.paths.db.exists():  # no log here yet: none is made for reading
+        while not self.paths.db.exists():  # it appears with the first event recorded here
             if self.stop.wait(LOCAL_POLL_S):
                 return
         with db.opened(self.paths.db) as conn:

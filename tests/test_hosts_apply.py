@@ -14,7 +14,7 @@ import pytest
 
 from fleetkit import mosaic, ok, write_roster
 from helpers import wait_until
-from hostlab import Lab, LabHost, all_running, open_lab, rows
+from hostlab import Lab, all_running, open_lab, rows
 from mosaic.config.load import loads
 from mosaic.hosts.applying import Result, merge
 
@@ -96,11 +96,6 @@ def _steps(doc: Doc) -> dict[tuple[str, str], tuple[str, list[str]]]:
     return {(a["name"], a["host"]): (a["action"], a["reasons"]) for a in doc["agents"]}
 
 
-def _sessions(host: LabHost) -> list[str]:
-    names = host.tmux("list-sessions", "-F", "#{session_name}").split()
-    return sorted(n for n in names if not n.startswith("_"))
-
-
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
@@ -141,7 +136,7 @@ def test_apply_across_hosts_restarts_only_what_changed_and_moves_an_agent(
     # (status already places mv on h2, whose roster lacks it: "stopped" until applied)
     assert now["mv"]["host"] == "h2" and now["mv"]["state"] == "stopped"
     assert int(h1.tmux("list-panes", "-t", "=mv", "-F", "#{pane_pid}")) == before["mv"]["pid"]
-    assert _sessions(h1) == ["mv", "r1"] and _sessions(h2) == ["r2"]
+    assert h1.agent_sessions() == ["mv", "r1"] and h2.agent_sessions() == ["r2"]
     assert {h.name: (h.home / "fleet" / "roster.yaml").read_bytes() for h in (h1, h2)} == parts
     table = ok(env, "apply", "--dry-run").out
     assert "moved to h2" in table and "h1" in table and "dry run" in table
@@ -157,7 +152,7 @@ def test_apply_across_hosts_restarts_only_what_changed_and_moves_an_agent(
     assert after["r1"]["pid"] != before["r1"]["pid"]
     assert _environ(after["r1"]["pid"])["MARK"] == "two"
     assert after["mv"]["host"] == "h2"
-    assert _sessions(h1) == ["r1"] and _sessions(h2) == ["mv", "r2"]
+    assert h1.agent_sessions() == ["r1"] and h2.agent_sessions() == ["mv", "r2"]
 
     again = _apply(env)
     assert again["changes"] == 0

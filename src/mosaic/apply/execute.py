@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mosaic import supervise
 from mosaic.agents import state
@@ -72,6 +72,23 @@ class Report:
     @property
     def failed(self) -> bool:
         return self.unit_error is not None or any(not o.ok for o in self.outcomes.values())
+
+    def to_doc(self, dry_run: bool, supervisor: str) -> dict[str, Any]:
+        """`apply --json`: the plan, and for a real run what became of each step (the
+        document a controller merges from every machine, docs/hosts.md)."""
+        doc: dict[str, Any] = {"dry_run": dry_run, "supervisor": supervisor,
+                               **self.plan.to_doc()}  # fmt: skip
+        for row in doc["agents"]:
+            outcome = self.outcomes.get(row["name"])
+            row["result"] = None if outcome is None else ("ok" if outcome.ok else "failed")
+            row["error"] = None if outcome is None else outcome.error
+            # What the supervisor did, e.g. "stopped", "started (pid 4242)".
+            row["done"] = [] if outcome is None else [
+                line.removeprefix(f"{row['name']}: ") for line in outcome.lines
+            ]  # fmt: skip
+        doc["units_error"] = self.unit_error
+        doc["ok"] = not self.failed
+        return doc
 
 
 def prepare(fleet: Fleet) -> Prepared:

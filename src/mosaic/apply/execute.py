@@ -30,10 +30,12 @@ from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.apply.plan import Action, Observed, Plan, Step, UnitChange, compute
+from mosaic.config.eventtypes import EventType
 from mosaic.config.roster import Supervisor
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError
 from mosaic.fleet import Fleet
+from mosaic.store import events
 from mosaic.tmux.panes import list_panes
 
 if TYPE_CHECKING:
@@ -237,6 +239,8 @@ def _stop_left(fleet: Fleet, step: Step, records: dict[str, AgentState]) -> list
         kill_tree(fleet.tmux, pane, runtime)
         kill_session(fleet.tmux, name)
         lines.append(f"{name}: stopped" if not pane.dead else f"{name}: session removed")
+    if lines:
+        events.record(fleet.paths.db, [events.draft(name, EventType.STOPPED)])
     state.forget(fleet.paths, name)
     on_left_roster(fleet, [name])
     return lines or [f"{name}: not running"]

@@ -97,7 +97,7 @@ class Tick:
         where a queued message may be typed now."""
         return [
             a.name
-            for a in self.roster.agents
+            for a in self.roster.local_agents
             if self.running.get(a.name) and self.activity(a.name) is Activity.IDLE
         ]
 
@@ -194,7 +194,7 @@ class Watcher:
             log(f"roster changed but cannot be read; keeping the last good one:\n{exc.message}")
             return
         tick.roster = self.roster
-        gone = set(self.trackers) - set(self.roster.names)
+        gone = set(self.trackers) - {a.name for a in self.roster.local_agents}
         for name in gone:
             del self.trackers[name]
         if gone:
@@ -205,11 +205,11 @@ class Watcher:
         log("roster reloaded")
 
     def step_look(self, tick: Tick) -> None:
-        tick.look = self.detector.look(self.roster.names)
+        tick.look = self.detector.look([a.name for a in self.roster.local_agents])
 
     def step_track(self, tick: Tick) -> None:
         look = tick.look
-        for agent in self.roster.agents:
+        for agent in self.roster.local_agents:  # a host's own watcher watches its agents
             runtime = self.roster.runtime_for(agent)
             settings = Settings(runtime.debounce_ms / 1000, agent.stuck_after)
             tracker = self.trackers.setdefault(agent.name, Tracker(agent.name))
@@ -361,7 +361,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
             w = Watcher(paths, make_tmux(paths, socket), roster, supervisor, conn)
             w.restore()
             watcher.append(w)
-            log(f"watching {len(roster.agents)} agent(s) on tmux socket {socket} "
+            log(f"watching {len(roster.local_agents)} agent(s) on tmux socket {socket} "
                 f"({supervisor} supervisor), pid {pid}")  # fmt: skip
             w.run()
         finally:

@@ -29,6 +29,12 @@ def since_arg(text: str, now: float) -> tuple[int, float | None] | None:
     or after now minus it), as (after seq, since time); None when it is neither."""
     if text.isdigit():
         return int(text), None
+    total = duration(text)
+    return None if total is None else (0, now - total)
+
+
+def duration(text: str) -> int | None:
+    """Seconds of a duration like 30s, 10m, 2h, 1d, 1h30m; None when it is not one."""
     total, number = 0, ""
     for ch in text:
         if ch.isdigit():
@@ -40,7 +46,7 @@ def since_arg(text: str, now: float) -> tuple[int, float | None] | None:
             return None
     if number or not text:
         return None
-    return 0, now - total
+    return total
 
 
 def where(

@@ -62,6 +62,7 @@ SYSTEMD_CHECK_S = 1.0
 SYSTEMD_PENDING_S = 120.0
 NOTIFY_BATCH = 500
 STOP_NOTIFY_WAIT_S = 3.0
+STOP_PARTICIPANT_WAIT_S = 2.0
 NOTIFY_CURSOR = "notify"
 # Holds the watcher's session open when the watcher itself does not run in it (systemd).
 ANCHOR = ("sleep", "infinity")
@@ -103,6 +104,7 @@ class Tick:
 
 
 Step = Callable[[Tick], None]
+Close = Callable[[float], None]
 
 
 class Watcher:
@@ -131,6 +133,7 @@ class Watcher:
         self.next_systemd_check = 0.0
         self.stopping = False
         self.restored: set[str] = set()
+        self.closers: list[Close] = []
         self.steps: list[tuple[str, Step]] = [
             ("beat", self.step_beat),
             ("roster", self.step_roster),
@@ -142,10 +145,15 @@ class Watcher:
             ("prune", self.step_prune),
         ]
 
-    def add_step(self, name: str, step: Step, before: str = "commit") -> None:
-        """Add a participant to every tick, before the named step."""
+    def add_step(
+        self, name: str, step: Step, before: str = "commit", close: Close | None = None
+    ) -> None:
+        """Add a participant to every tick, before the named step; `close(seconds)` runs
+        when the watcher stops, to let its own workers finish within that time."""
         index = next(i for i, (n, _) in enumerate(self.steps) if n == before)
         self.steps.insert(index, (name, step))
+        if close is not None:
+            self.closers.append(close)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -162,6 +170,8 @@ class Watcher:
             started = time.monotonic()
             self.tick()
             time.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
+        for close in self.closers:
+            close(STOP_PARTICIPANT_WAIT_S)
         self.step_notify(Tick(time.time(), self.roster))
         self.notifier.close(STOP_NOTIFY_WAIT_S)
         self.control.close()
@@ -360,6 +370,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
                 events.append(conn, [draft(None, EventType.WATCHER_STARTED, pid=pid)])
             w = Watcher(paths, make_tmux(paths, socket), roster, supervisor, conn)
             w.restore()
+            from mosaic.outbox.deliver import attach
+
+            attach(w, log)
             watcher.append(w)
             log(f"watching {len(roster.agents)} agent(s) on tmux socket {socket} "
                 f"({supervisor} supervisor), pid {pid}")  # fmt: skip

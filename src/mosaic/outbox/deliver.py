@@ -206,13 +206,14 @@ def _serve(conn: sqlite3.Connection, paths: Paths, tmux: Tmux, epoch: int, job: 
     if classify(job.runtime, view.screen).activity is not Activity.IDLE:
         return 0.0
     only_submit = False
+    note = None  # how an interrupted delivery was decided, kept with the delivered message
     if message.typed:
         evidence = gather(paths, job.runtime, view, message)
         decision = decide(evidence)
-        log(f"outbox: #{message.id} for {job.agent}: row {decision.row}, {decision.action}: "
-            f"{decision.reason}")  # fmt: skip
+        note = f"recovered (row {decision.row}): {decision.reason}"
+        log(f"outbox: #{message.id} for {job.agent}: {decision.action}, {note}")
         if decision.action is Action.DELIVERED:
-            _settle(conn, message, epoch, clock(), State.DELIVERED, decision.reason)
+            _settle(conn, message, epoch, clock(), State.DELIVERED, note)
             log(f"outbox: #{message.id} delivered to {job.agent}")
             return clock() + job.debounce_s
         if decision.action is Action.FAIL:
@@ -239,14 +240,15 @@ def _serve(conn: sqlite3.Connection, paths: Paths, tmux: Tmux, epoch: int, job: 
                             before_type=before_type, only_submit=only_submit)  # fmt: skip
     if not began:
         return now + 0.5  # nothing typed: not ready after all, or the message moved on
-    return _outcome(conn, began[0], epoch, job, result, log, clock)
+    return _outcome(conn, began[0], epoch, job, result, note, log, clock)
 
 
 def _outcome(conn: sqlite3.Connection, message: Message, epoch: int, job: Job,
-             result: Result, log: Log, clock: Callable[[], float]) -> float:  # fmt: skip
+             result: Result, note: str | None, log: Log,
+             clock: Callable[[], float]) -> float:  # fmt: skip
     now = clock()
     if result.outcome in (Outcome.ACCEPTED, Outcome.QUEUED):
-        _settle(conn, message, epoch, now, State.DELIVERED, None)
+        _settle(conn, message, epoch, now, State.DELIVERED, note)
         log(f"outbox: #{message.id} delivered to {job.agent} "
             f"(attempt {message.attempts}, {result.seconds:.2f}s)")  # fmt: skip
         return now + job.debounce_s

@@ -51,7 +51,9 @@ class Decision:
 
 def decide(e: Evidence) -> Decision:
     if e.in_input:
-        return Decision(Action.SUBMIT, 1, "the text sits in the agent's input")
+        return Decision(
+            Action.SUBMIT, 1, "the text sat in the agent's input: only the submit key was pressed"
+        )
     if e.echoed is None:
         return Decision(
             Action.FAIL, 6,
@@ -64,9 +66,9 @@ def decide(e: Evidence) -> Decision:
         return Decision(Action.DELIVERED, 3, "it reached the input and left it")
     if e.echoed:
         return Decision(
-            Action.PASTE, 4, "it reached the input of a process that has since ended"
+            Action.PASTE, 4, "it reached the input of a process that has since ended: typed again"
         )
-    return Decision(Action.PASTE, 5, "it never reached the agent")
+    return Decision(Action.PASTE, 5, "it never reached the agent: typed again")
 
 
 def read_echo(runtime: Runtime, message: str, after: str) -> tuple[bool, bool]:

@@ -18,12 +18,14 @@ Steps must return quickly (the tick is 0.2 s); a step with slow work (typing int
 keeps its own worker and only hands work to it from its step.
 
 At most one watcher runs per fleet: it holds `Paths.watcher_lock` for its whole life (a
-second one waits there). On SIGTERM/SIGINT it finishes the tick, dispatches what is left to
-notify, gives running notifications a moment, and exits 0.
+second one waits there). On SIGTERM/SIGINT/SIGHUP it finishes the tick, lets participants'
+workers finish (briefly), dispatches what is left to notify, gives running notifications a
+moment, and exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -70,7 +72,9 @@ ANCHOR = ("sleep", "infinity")
 
 def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp} mosaic watcher: {message}", file=sys.stderr, flush=True)
+    # The terminal it writes to may be gone (its tmux server was killed): keep working.
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{stamp} mosaic watcher: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -350,7 +354,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A hangup means the terminal is gone: under the tmux supervisor, the server or session
+    # the watcher lived in. Left running, it would hold the watcher lock against the one the
+    # next `start` brings up, so it stops as on SIGTERM.
+    signal.signal(signal.SIGHUP, on_signal)
     try:
         roster = load(paths.roster, cache_dir=paths.run)
         socket = effective_socket(roster, env)

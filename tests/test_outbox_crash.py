@@ -16,6 +16,7 @@ import random
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetkit import agent, ok, tmux
+from fleetkit import agent, mosaic, ok, tmux
 from helpers import pid_alive, wait_until
 from mosaic.config.load import load
 from mosaic.config.paths import Paths, resolve
@@ -183,6 +184,39 @@ def test_row_6_unreadable_transcript_fails_it_with_the_reason(
     assert wait_event(rig.env, "delivery_failed", "d1")["id"] == m.id
     ok(rig.env, "send", "d1", "marker")
     assert recorded(tmp_path, "d1") == ["marker"]
+
+
+def test_an_agent_killed_with_the_text_in_its_input(rig: Rig, tmp_path: Path) -> None:
+    """The marathon's find: a dead pane's screen ends in tmux's `Pane is dead` line, which
+    `send` once read as "the text left the input" (accepted, and the outbox's message
+    lost). Now it is not accepted, and the outbox delivers it to the respawned process."""
+    env = rig.env
+    up(env, demo_roster(tmp_path, {"d1": ["--swallow-enter-ms", "1500"]}), ["d1"])
+    text = "killed while it sat in the input"
+
+    def kill_when_typed() -> None:
+        pid = rig.pane("d1").pid
+        wait_until(lambda: text in rig.screen("d1"), what="the text in the input")
+        os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_typed)
+    killer.start()
+    res = mosaic(env, "send", "--json", "d1", text)
+    killer.join()
+    [result] = json.loads(res.out)["results"]
+    assert (res.code, result["outcome"]) == (3, "not_accepted"), result
+    assert recorded(tmp_path, "d1") == []
+    wait_until(lambda: idle(env, "d1"), timeout=20, what="d1 respawned")
+
+    epoch = store.current_epoch(rig.conn)
+    killer = threading.Thread(target=kill_when_typed)
+    killer.start()
+    [ident] = queue(env, "d1", text)
+    killer.join()
+    done = wait_state(env, ident, "delivered", timeout=40)
+    assert done["attempts"] == 2 and str(done["reason"]).startswith("recovered (row 4): ")
+    assert store.current_epoch(rig.conn) == epoch  # one watcher did it all
+    assert recorded(tmp_path, "d1") == [text]
 
 
 def test_a_stale_watcher_types_nothing(rig: Rig, tmp_path: Path) -> None:

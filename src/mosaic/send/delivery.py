@@ -240,14 +240,18 @@ class _Delivery:
                 and now_state.activity is Activity.IDLE
                 and input_text(rt, view.screen) == ""
             )
+            # A dead pane's screen ends in tmux's own `Pane is dead` line, which moves the
+            # cursor off the input: "the text left the input" means nothing there, only the
+            # runtime's own signs (busy, a dialog, queued) drawn before it died still count.
+            alive = not view.pane.dead
             decision = judge(
                 check,
                 now_state,
                 queued(rt, view.screen),
-                seen=seen,
+                seen=seen and alive,
                 busy_before=busy_before,
-                handed_off=not view.pane.dead and not foreground(view.pane, rt),
-                emptied=emptied,
+                handed_off=alive and not foreground(view.pane, rt),
+                emptied=emptied and alive,
             )
             if not decision.evidence:
                 decision = Judgement(decision.verdict, _around_cursor(view.screen))

@@ -1,15 +1,16 @@
 """The event log's read path in its lightest form: which rows a query means, and their JSON
-lines assembled by SQLite. Imports nothing but `sqlite3` and `time`, because `events --json`
-answers from here without click (`cli.quickevents`); `store.events` builds on it.
+lines assembled by SQLite. Imports nothing but `time` (callers bring their connection),
+because `events --json` and `send --queue` answer from here without click
+(`cli.quickevents`, `cli.quicksend`); `store.events` builds on it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from typing import Any
 

@@ -147,7 +147,7 @@ def enqueue(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> list[int]:
     with db.write(conn):
-        return outboxrows.insert(conn, agents, text, now, ttl, max_attempts)
+        return [row[0] for row in outboxrows.insert(conn, agents, text, now, ttl, max_attempts)]
 
 
 # --- the lease -----------------------------------------------------------------------------

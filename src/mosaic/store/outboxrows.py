@@ -1,17 +1,16 @@
 """The outbox's rows in their lightest form: the states, storing new messages, and how a
-row is shown (JSON and text). Imports nothing but `sqlite3`, `time` and `eventlines`,
-because `send --queue` stores its messages from here without click (`cli.quicksend`);
-`store.outbox` builds the state machine on it (docs/outbox.md).
+row is shown (JSON and text). Imports nothing but `eventlines` (callers bring their
+connection), because `send --queue` stores its messages from here without click
+(`cli.quicksend`); `store.outbox` builds the state machine on it (docs/outbox.md).
 """
 
 from __future__ import annotations
-
-import sqlite3
 
 from mosaic.store.eventlines import duration, iso
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from typing import Any
 
@@ -50,26 +49,19 @@ def insert(
     now: float,
     ttl: float | None,
     max_attempts: int,
-) -> list[int]:
-    """One queued row per agent, in the caller's write transaction; their ids, in order."""
+) -> list[tuple[Any, ...]]:
+    """One queued row per agent, in the caller's write transaction; each as `SHOWN`, in
+    order (what was stored, without reading it back)."""
     expires = None if ttl is None else now + ttl
-    ids = []
+    rows = []
     for agent in agents:
         cur = conn.execute(
             "INSERT INTO outbox (agent, text, state, max_attempts, queued_at, expires_at, "
             "next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (agent, text, QUEUED, max_attempts, now, expires, now),
         )
-        ids.append(int(cur.lastrowid or 0))
-    return ids
-
-
-def shown(conn: sqlite3.Connection, ids: Sequence[int]) -> list[tuple[Any, ...]]:
-    """The `SHOWN` columns of these rows, in the order of `ids` (missing ones left out)."""
-    marks = ", ".join("?" * len(ids))
-    sql = f"SELECT {', '.join(SHOWN)} FROM outbox WHERE id IN ({marks})"  # noqa: S608
-    found = {row[0]: row for row in conn.execute(sql, list(ids))}
-    return [found[i] for i in ids if i in found]
+        rows.append((int(cur.lastrowid or 0), agent, QUEUED, 0, now, None, expires, None, text))
+    return rows
 
 
 def first_line(text: str) -> str:

@@ -205,3 +205,27 @@ def test_usage_errors_store_nothing(fleet_env: dict[str, str], tmp_path: Path) -
     assert (res.code, res.err) == (2, "the message is empty\n")
     assert mosaic(env, "outbox", "nosuch").code == 2
     assert ok(env, "outbox", "--all").out == "no messages\n"
+
+
+def test_hostile_text_is_typed_as_text_and_listed_harmlessly(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Shell syntax, tmux key names, an option-like start and terminal escapes: each reaches
+    the agent verbatim and nothing else, and the listing never writes the escape."""
+    env = fleet_env
+    up(env, demo_roster(tmp_path, {"d1": []}), ["d1"], start=False)
+    pwned = tmp_path / "pwned"
+    texts = [
+        f"$(touch {pwned}); `touch {pwned}` && echo done",
+        "Enter C-c \"quoted\" 'single' #{pane_id} %1",
+        "-t d1 --all",
+        "bell \x07 and title \x1b]0;owned\x07 end",
+    ]
+    ids = [queue(env, "d1", "--", t)[0] for t in texts]
+    listing = ok(env, "outbox").out
+    assert "\x1b" not in listing and "\x07" not in listing and "title ?]0;owned? end" in listing
+    ok(env, "start")
+    for ident in ids:
+        wait_state(env, ident, "delivered")
+    assert recorded(tmp_path, "d1") == texts
+    assert not pwned.exists()

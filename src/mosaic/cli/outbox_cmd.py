@@ -102,14 +102,14 @@ def table(messages: Sequence[Message]) -> str:
     rows = [("ID", "AGENT", "STATE", "TRIES", "QUEUED", "DELIVERED", "TEXT")]
     reasons: dict[int, str] = {}
     for m in messages:
-        text = first_line(m.text)
+        text = printable(first_line(m.text))
         if len(text) > TEXT_WIDTH:
             text = text[: TEXT_WIDTH - 1] + "…"
         delivered = _when(iso(m.delivered_at)) if m.delivered_at is not None else "-"
         rows.append((str(m.id), m.agent, str(m.state), str(m.attempts),
                      _when(iso(m.queued_at)), delivered, text))  # fmt: skip
         if m.reason:
-            reasons[len(rows) - 1] = m.reason
+            reasons[len(rows) - 1] = printable(m.reason)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for index, row in enumerate(rows):
@@ -118,6 +118,12 @@ def table(messages: Sequence[Message]) -> str:
         if index in reasons:
             lines.append(f"    | {reasons[index]}")
     return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """Text from outside (a message, an agent's screen) as a terminal shows it harmlessly:
+    an escape sequence in a message must not drive the operator's terminal."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _when(stamp: str) -> str:
@@ -152,5 +158,6 @@ def waited(messages: Sequence[Message], timeout: float) -> tuple[list[str], int]
                          "it stays queued)")  # fmt: skip
         else:
             codes.append(ExitCode.FAILED)
-            lines.append(f"{m.agent}: {m.state} #{m.id}: {m.reason or '(no reason recorded)'}")
+            why = printable(m.reason or "(no reason recorded)")
+            lines.append(f"{m.agent}: {m.state} #{m.id}: {why}")
     return lines, int(max(codes, key=SEVERITY.index))

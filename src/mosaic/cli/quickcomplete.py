@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 POSITIONALS = {
     "start": "agent", "stop": "agent", "restart": "agent", "status": "agent",
     "capture": "agent", "watch": "agent", "attach": "agent", "logs": "agent",
-    "remove": "agent", "send": "agents",
+    "remove": "agent", "send": "agents", "outbox": "agent",
 }  # fmt: skip
 # What the value of an option completes to.
 OPTION_VALUES = {("add", "--runtime"): "runtimes"}

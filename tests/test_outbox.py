@@ -229,3 +229,31 @@ def test_hostile_text_is_typed_as_text_and_listed_harmlessly(
         wait_state(env, ident, "delivered")
     assert recorded(tmp_path, "d1") == texts
     assert not pwned.exists()
+
+
+def test_nothing_is_typed_into_an_approval_dialog(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A queued message waits while the agent asks the operator; the demo's dialog takes an
+    `n` as "deny", so a message with one typed into it would deny the request."""
+    env = fleet_env
+    up(env, demo_roster(tmp_path, {"d1": ["--think", "0", "--approval-every", "1"]}), ["d1"])
+    mark = last_seq(env)
+    ok(env, "send", "d1", "needs a tool")
+    wait_event(env, "awaiting_approval", "d1", after=mark)
+    [ident] = queue(env, "d1", "then run the next one")
+    # The marker: ten more watcher ticks (each touches the heartbeat) with it queued.
+    beat = Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "watcher.beat"
+    ticks: set[int] = set()
+
+    def ten_ticks() -> bool:
+        ticks.add(beat.stat().st_mtime_ns)
+        return len(ticks) >= 10
+
+    wait_until(ten_ticks, interval=0.05, what="ten watcher ticks")
+    assert message(env, ident)["state"] == "queued" and message(env, ident)["attempts"] == 0
+    assert "Allow? (y/n)" in tmux(env, "capture-pane", "-p", "-t", "d1")
+    ok(env, "approve", "d1")
+    wait_state(env, ident, "delivered")
+    assert recorded(tmp_path, "d1") == ["needs a tool", "then run the next one"]
+    assert "reply #1: needs a tool" in tmux(env, "capture-pane", "-p", "-t", "d1")

@@ -115,7 +115,7 @@ class Outbox:
         pending = store.pending_agents(self.conn)
         if not pending:
             return
-        idle = set(tick.idle_agents())
+        idle = set(tick.idle_agents())  # roster agents only: a newer roster's wait a reload
         with self.lock:
             for agent in pending:
                 if len(self.inflight) >= WORKERS:

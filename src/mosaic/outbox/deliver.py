@@ -21,6 +21,7 @@ into it: try later), and under it:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -115,7 +116,8 @@ class Outbox:
         pending = store.pending_agents(self.conn)
         if not pending:
             return
-        idle = set(tick.idle_agents())  # roster agents only: a newer roster's wait a reload
+        # Roster agents only: one that only a newer roster names waits for the reload.
+        idle = set(tick.idle_agents())
         with self.lock:
             for agent in pending:
                 if len(self.inflight) >= WORKERS:
@@ -164,8 +166,6 @@ class LostLease(Exception):
 
 def attach(watcher: Watcher, log: Log) -> Outbox:
     """Take the outbox lease for this watcher and join its tick."""
-    import os
-
     epoch = store.acquire(watcher.conn, os.getpid(), time.time())
     box = Outbox(watcher.paths, watcher.tmux, watcher.conn, epoch, log)
     watcher.add_step("outbox", box.step, close=box.close)

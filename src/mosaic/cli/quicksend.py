@@ -4,7 +4,8 @@ Queueing is meant to cost about what `mosaic --version` costs (a script queues w
 agents in a loop), and click's import alone costs more. When the argv is a plain
 `fleet [--mosaic-home H] [--roster R] send --queue [--json] [--ttl D] [--max-attempts N]
 (AGENT... | --all) (MESSAGE | -)`, every agent is in the names cache of the roster's current
-bytes (`rostercache`, kept by every load of a valid roster) and the fleet database exists
+bytes (`rostercache`, kept by every load of a valid roster), the roster has no hosts (the
+outbox is this machine's; click refuses agents elsewhere) and the fleet database exists
 at the current schema, the messages are stored here with the same SQL `store.outbox` uses
 (`store.outboxrows`) and printed the same way; in every other case (`--wait`, help, odd or
 unknown values, a roster not loaded since it changed) `run` returns None before reading
@@ -106,9 +107,12 @@ def run(args: list[str]) -> int | None:
     )
     try:
         with open(roster, "rb") as f:
-            names = rostercache.get_names(locate.run_dir(home), f.read())
+            data = f.read()
     except OSError:
         return None
+    if b"host" in data:
+        return None  # agents may run elsewhere (the names cache does not say where): click
+    names = rostercache.get_names(locate.run_dir(home), data)
     known = [str(row[0]) for row in (names or {}).get("agents", [])]
     agents = known if every else list(dict.fromkeys(positionals[:-1]))
     if not agents or any(a not in known for a in agents):

@@ -99,21 +99,25 @@ def send_cmd(
     if queue:
         _queue(ctx, agents, all_agents, message, ttl, max_attempts, wait, timeout, as_json)
 
+    from mosaic.config.load import load
     from mosaic.fleet import open_fleet
-    from mosaic.send import delivery
+    from mosaic.hosts import sending
     from mosaic.send.outcome import Outcome, exit_code
 
-    fleet = open_fleet(paths_of(ctx))
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
     if all_agents:
-        agents = fleet.roster.names
+        agents = roster.names
         if not agents:
             raise UsageError("the roster has no agents")
     # Every name is checked before anything is typed anywhere.
-    chosen = [fleet.roster.agent(name) for name in agents]
-    targets = [(a.name, fleet.roster.runtime_for(a)) for a in chosen]
-    results = delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, not no_verify)
+    chosen = [roster.agent(name) for name in agents]
+    # This machine's fleet only when one of its agents is a target.
+    fleet = open_fleet(paths, roster=roster) if any(a.host is None for a in chosen) else None
+    sent = sending.send(paths, roster, fleet, chosen, message, timeout, not no_verify)
+    results = [r for r, _ in sent]
     if as_json:
-        echo_json({"results": [r.as_json() for r in results]})
+        echo_json({"results": [{**r.as_json(), "host": host} for r, host in sent]})
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"
@@ -146,7 +150,14 @@ def _queue(ctx: click.Context, agents: list[str], all_agents: bool, message: str
         agents = roster.names
         if not agents:
             raise UsageError("the roster has no agents")
-    names = [roster.agent(name).name for name in agents]  # unknown names: nothing stored
+    chosen = [roster.agent(name) for name in agents]  # unknown names: nothing stored
+    remote = [f"{a.name} (on {a.host})" for a in chosen if a.host is not None]
+    if remote:
+        raise UsageError(
+            f"the outbox queues only for agents on this machine, not {', '.join(remote)}: "
+            "send to it directly, or queue on its host"
+        )
+    names = [a.name for a in chosen]
     attempts = outbox.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
     ids = outbox.enqueue(paths, names, message, seconds, attempts)
     if not wait:

@@ -161,6 +161,10 @@ def execute(fleet: Fleet, prepared: Prepared, progress: Callable[[], None]) -> R
         preflight(fleet.roster, starting)  # nothing is done when one of them cannot start
     outcomes = _each(plan.of(Action.STOP), lambda s: _stop_left(fleet, s, prepared.records),
                      progress)  # fmt: skip
+    # Agents that left without ever running (nothing to stop) may have messages waiting too.
+    from mosaic import outbox
+
+    outbox.fail_absent(fleet.paths, fleet.roster.names)
     unit_lines: list[str] = []
     unit_error = None
     if prepared.units is not None:
@@ -253,6 +257,8 @@ def _runtime_of(fleet: Fleet, record: AgentState | None) -> Runtime:
 
 
 def on_left_roster(fleet: Fleet, names: list[str]) -> None:
-    """The outbox's queued messages for agents that left the roster become `failed` with
-    a reason here, once the outbox (store/outbox.py) exists; until then there is nothing
-    queued to fail."""
+    """The outbox's messages still waiting for agents that left the roster become `failed`
+    with a reason (and a `delivery_failed` event each), never silently dropped."""
+    from mosaic import outbox
+
+    outbox.fail_left(fleet.paths, names)

@@ -33,6 +33,7 @@ POSITIONALS = {
     "start": "agent", "stop": "agent", "restart": "agent", "status": "agent",
     "capture": "agent", "watch": "agent", "attach": "agent", "logs": "agent",
     "remove": "agent", "send": "agents", "events": "agent", "approve": "agent",
+    "outbox": "agent",
 }  # fmt: skip
 # What the value of an option completes to.
 OPTION_VALUES = {("add", "--runtime"): "runtimes", ("events", "--host"): "hosts"}

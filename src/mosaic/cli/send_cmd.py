@@ -113,6 +113,6 @@ def read_message(raw: str) -> str:
             raw = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise UsageError(f"the message on stdin is not UTF-8 ({exc.reason})") from None
-    if not raw.strip():
-        raise UsageError("the message is empty")
-    return raw
+    from mosaic.send.delivery import check_message
+
+    return check_message(raw)

@@ -36,6 +36,7 @@ FLEET_COMMANDS: dict[str, str] = {
     "runtimes": "mosaic.cli.runtimes_cmd:runtimes_cmd",
     "events": "mosaic.cli.events_cmd:events_cmd",
     "approve": "mosaic.cli.approve_cmd:approve_cmd",
+    "web": "mosaic.cli.web_cmd:web_cmd",
 }
 
 

@@ -14,7 +14,7 @@ import signal
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,16 +179,42 @@ def pid_of(env: dict[str, str], name: str) -> int | None:
     return int(pid) if pid else None
 
 
-def sse_events(raw: bytes) -> list[dict[str, str]]:
-    """Parse a Server-Sent Events body into {"id"?, "event", "data"} dicts."""
-    out = []
-    for block in raw.decode("utf-8", "replace").split("\n\n"):
+class Stream:
+    """An open `/api/events/stream`, read one Server-Sent Event at a time."""
+
+    def __init__(self, web: Web, query: str = "", headers: Mapping[str, str] | None = None,
+                 timeout: float = 30.0) -> None:  # fmt: skip
+        self.conn = web.connection(timeout)
+        self.conn.request("GET", f"/api/events/stream{query}",
+                          headers={"Cookie": web.cookie, **(headers or {})})  # fmt: skip
+        self.resp = self.conn.getresponse()
+        self.seen: list[dict[str, str]] = []
+
+    def next(self) -> dict[str, str]:
         fields: dict[str, str] = {}
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
+        while True:
+            line = self.resp.readline()
+            if not line:
+                raise AssertionError("the stream ended")
+            text = line.decode("utf-8").rstrip("\n")
+            if text == "":
+                if fields:
+                    self.seen.append(fields)
+                    return fields
                 continue
-            key, _, value = line.partition(": ")
+            if text.startswith(":"):
+                continue
+            key, _, value = text.partition(": ")
             fields[key] = value
-        if fields:
-            out.append(fields)
-    return out
+
+    def until(self, predicate: Callable[[dict[str, str]], bool], what: str,
+              timeout: float = 20.0) -> dict[str, str]:  # fmt: skip
+        end = time.monotonic() + deadline(timeout)
+        while time.monotonic() < end:
+            event = self.next()
+            if predicate(event):
+                return event
+        raise AssertionError(f"no {what} on the stream within {timeout}s")
+
+    def close(self) -> None:
+        self.conn.close()

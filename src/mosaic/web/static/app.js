@@ -199,6 +199,7 @@
     st.selected = name;
     $("screen").replaceChildren();
     $("screen").classList.remove("dead");
+    delete $("screen").dataset.at;
     $("send-result").textContent = "";
     $("send-result").className = "result";
     $("action-result").textContent = "";
@@ -246,8 +247,11 @@
       pre.replaceChildren(document.createTextNode("(no screen: the agent is not running)"));
       return;
     }
+    // The bottom of a screen is where an agent works: stay there unless scrolled away.
+    const follow = !pre.dataset.at || pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
     pre.replaceChildren(screenNodes(doc.html || ""));
     pre.dataset.at = String(Date.now());
+    if (follow) pre.scrollTop = pre.scrollHeight;
   }
 
   // --- events -----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The live feed behind the dashboard's stream (docs/architecture.md, "web"): one look at
 the fleet per tick, shared by every open page.
 
-A thread ticks every TICK_S while at least one page listens (none: it sleeps, costing
-nothing):
+A thread ticks every TICK_S while at least one page listens (with none, it only follows
+the event log, once per IDLE_TICK_S):
 
     fleet     every ROSTER_CHECK_S, reopen the fleet when the roster file changed
     look      `watch.changes.ChangeDetector`, as the watcher uses it: one `list-panes` (via a
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
@@ -43,6 +44,7 @@ from mosaic.tmux.panes import Pane
 from mosaic.web import actions
 
 TICK_S = 0.25
+IDLE_TICK_S = 1.0
 ROSTER_CHECK_S = 2.0
 STATUS_EVERY_S = 10.0
 STATUS_GAP_S = 0.3
@@ -117,6 +119,7 @@ class Hub:
                 self._forced.add(forced)
             if not self.subscribers:
                 self._wake.clear()
+                self.last_status = None  # stale by the time a page comes back
 
     def _publish(self, message: Message) -> None:
         """From the hub's thread: hand `message` to the loop."""
@@ -126,7 +129,7 @@ class Hub:
     def _fanout(self, message: Message) -> None:
         if message.kind == "event" and message.seq is not None:
             self.top = max(self.top, message.seq)
-        elif message.kind == "status":
+        elif message.kind == "status" and self.subscribers:
             self.last_status = message.data
         for sub in list(self.subscribers):
             if sub.dropped or (message.agent is not None and sub.screen != message.agent):
@@ -141,19 +144,26 @@ class Hub:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait()
+            if not self._wake.wait(IDLE_TICK_S):
+                # No page: only keep up with the event log (one cheap pragma), so the
+                # next page does not get a backlog pushed at it.
+                self._step(self._feed.events_only)
+                continue
             if self._stopping.is_set():
                 break
             started = time.monotonic()
             with self._lock:
                 wanted, forced = self._wanted, set(self._forced)
                 self._forced.clear()
-            try:
-                self._feed.tick(wanted, forced)
-            except (MosaicError, sqlite3.Error, OSError) as exc:
-                self._publish(Message("problem", json.dumps(
-                    {"error": getattr(exc, "message", None) or str(exc)})))  # fmt: skip
+            self._step(functools.partial(self._feed.tick, wanted, forced))
             self._stopping.wait(max(0.0, TICK_S - (time.monotonic() - started)))
+
+    def _step(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except (MosaicError, sqlite3.Error, OSError) as exc:
+            error = getattr(exc, "message", None) or str(exc)
+            self._publish(Message("problem", json.dumps({"error": error})))
 
 
 class _Feed:
@@ -189,6 +199,11 @@ class _Feed:
             self.control.close()
         if self.conn is not None:
             self.conn.close()
+
+    def events_only(self) -> None:
+        """Between pages: follow the event log; the next page gets a fresh document."""
+        self._events()
+        self.status_due = True
 
     def tick(self, wanted: frozenset[str], forced: set[str]) -> None:
         now = time.monotonic()
@@ -288,8 +303,8 @@ class _Feed:
                 doc = actions.screen_document(name, "", True, 0, 0)
                 self.publish(Message("screen", json.dumps(doc), agent=name))
                 continue
-            # A dead pane, which the detector never captures: its last screen (a crash's
-            # output) is worth showing.
+            # A dead pane, which the detector never captures: what tmux left on it (the
+            # exit status) is worth showing.
             from mosaic.tmux.panes import capture_many
 
             text = capture_many(fleet.tmux, [mark.pane.id], escapes=True).get(mark.pane.id, "")

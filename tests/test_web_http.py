@@ -119,6 +119,12 @@ def test_the_printed_url_trades_the_token_for_a_cookie(
         # The token travels in the query only on the way in; other parameters stay.
         kept = web.request("GET", f"/?a=1&token={web.token}", auth=None)
         assert kept.status == 303 and kept.header("Location") == "/?a=1"
+        # Never a redirect to another host, whatever the path.
+        away = web.request("GET", f"//evil.example/x?token={web.token}", auth=None)
+        assert away.status == 303 and away.header("Location") == "/evil.example/x"
+        # With the cookie already set, the token still leaves the address bar.
+        again = web.request("GET", f"/?token={web.token}")
+        assert again.status == 303 and again.header("Location") == "/"
 
         page = web.request("GET", "/", headers={"Cookie": cookie.split(";")[0]}, auth=None)
         assert page.status == 200 and b"<title>mosaic fleet</title>" in page.body

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from yarl import URL
 
 from mosaic import __version__
 from mosaic.config.paths import Paths
@@ -113,16 +114,14 @@ class Dashboard:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        offered = request.query.get("token")
+        if request.method == "GET" and tokens.matches(offered, self.token):
+            return self._login(request)
         via_cookie = tokens.matches(request.cookies.get(self.cookie), self.token)
         via_bearer = not via_cookie and tokens.matches(
             security.bearer(request.headers.get("Authorization")), self.token
         )
         if not (via_cookie or via_bearer):
-            offered = request.query.get("token")
-            if request.method == "GET" and offered is not None and tokens.matches(
-                offered, self.token
-            ):
-                return self._login(request)
             return _text(401, "401 Unauthorized: open the URL that `mosaic fleet web` printed "
                               "(it carries the access token)")  # fmt: skip
         if request.method not in security.SAFE_METHODS:
@@ -139,8 +138,9 @@ class Dashboard:
     def _login(self, request: web.Request) -> web.StreamResponse:
         """The printed URL's token becomes the session cookie; the browser goes on to the
         same page without the token in its address bar or history."""
-        query = {k: v for k, v in request.query.items() if k != "token"}
-        target = request.rel_url.with_query(query)
+        query = [(k, v) for k, v in request.query.items() if k != "token"]
+        # Always a path on this server: `//host` would send the browser elsewhere.
+        target = URL.build(path="/" + request.path.lstrip("/"), query=query)
         resp = web.Response(status=303, headers={"Location": str(target)})
         resp.set_cookie(self.cookie, self.token, max_age=COOKIE_MAX_AGE_S, path="/",
                         secure=self.secure, httponly=True, samesite="Strict")  # fmt: skip

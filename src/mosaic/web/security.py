@@ -110,14 +110,6 @@ def own_origins(scheme: str, bind: str, port: int, machine: Iterable[str] = ()) 
     return Origins(scheme, port, frozenset(url_host(h) for h in hosts if h))
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What a request offered: the cookie's value and the bearer token, if any."""
-
-    cookie: str | None
-    bearer: str | None
-
-
 def bearer(header: str | None) -> str | None:
     if not header:
         return None

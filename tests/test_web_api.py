@@ -7,26 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fleetkit import agent, ok, status, tmux, write_roster
+from fleetkit import agent, ok, status, tmux
 from helpers import wait_until
 from mosaic.demo_agent import read_recording
-from webkit import Stream, pid_of, running_web
-
-
-def fleet_up(env: dict[str, str], tmp: Path, demo_args: str = '"--think", "0"') -> Path:
-    rec = tmp / "d1.jsonl"
-    write_roster(env, f"""\
-version: 1
-agents:
-  - name: d1
-    runtime: demo
-    args: [{demo_args}, "--record", {json.dumps(str(rec))}]
-  - name: sh1
-    runtime: shell
-""")  # fmt: skip
-    ok(env, "start")
-    wait_until(lambda: agent(env, "d1")["activity"] == "idle", what="d1 idle")
-    return rec
+from webkit import Stream, demo_fleet, pid_of, running_web
 
 
 def lines(text: str) -> list[str]:
@@ -35,7 +19,7 @@ def lines(text: str) -> list[str]:
 
 def test_status_is_the_status_document(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         reply = web.request("GET", "/api/status")
         assert reply.status == 200
@@ -51,7 +35,7 @@ def test_status_is_the_status_document(fleet_env: dict[str, str], tmp_path: Path
 
 def test_events_are_the_events_lines(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     ok(env, "send", "d1", "one")
     ok(env, "send", "d1", "two")
     with running_web(env, tmp_path) as web:
@@ -84,7 +68,7 @@ def test_send_types_with_proof_and_answers_like_the_cli(
     fleet_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = fleet_env
-    rec = fleet_up(env, tmp_path)
+    rec = demo_fleet(env, tmp_path, "--think", "0")
     tricky = "line one\nline two: $(touch /tmp/x) `id`; C-c Enter 'quoted' \"dq\" \t tab ü"
     with running_web(env, tmp_path) as web:
         reply = web.request("POST", "/api/agents/d1/send", {"message": tricky})
@@ -124,7 +108,7 @@ def test_send_types_with_proof_and_answers_like_the_cli(
 
 def test_start_stop_restart_and_approve(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    rec = fleet_up(env, tmp_path, '"--think", "0", "--approval-every", "1"')
+    rec = demo_fleet(env, tmp_path, "--think", "0", "--approval-every", "1")
     with running_web(env, tmp_path) as web:
         before = pid_of(env, "sh1")
         reply = web.request("POST", "/api/agents/sh1/stop")
@@ -158,7 +142,7 @@ def test_start_stop_restart_and_approve(fleet_env: dict[str, str], tmp_path: Pat
 
 def test_the_screen_is_text_and_escaped_html(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     tmux(env, "send-keys", "-t", "=sh1:", "-l",
          "printf '\\033[31m<b>red</b>\\033[0m & done\\n'")  # fmt: skip
     tmux(env, "send-keys", "-t", "=sh1:", "Enter")
@@ -179,7 +163,7 @@ def test_the_screen_is_text_and_escaped_html(fleet_env: dict[str, str], tmp_path
 
 def test_the_stream(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         stream = Stream(web, "?screen=sh1")
         try:
@@ -229,7 +213,7 @@ def test_a_roster_error_reaches_the_page(fleet_env: dict[str, str], tmp_path: Pa
     """A roster broken while the dashboard runs is reported on the stream (the page shows
     it), and the last good fleet stays on the page."""
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         stream = Stream(web)
         try:

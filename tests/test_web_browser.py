@@ -10,16 +10,17 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from fleetkit import PY_CRASH, agent, ok, tmux, write_roster
+from fleetkit import PY_CRASH, agent, mosaic, ok, tmux, write_roster
 from helpers import wait_until
 from mosaic.demo_agent import read_recording
-from webkit import BROWSER_ARGS, CHROMIUM, Web, running_web
+from webkit import BROWSER_ARGS, CHROMIUM, Web, demo_fleet, running_web
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 WAIT_MS = 20_000
@@ -51,6 +52,10 @@ def open_page(browser: Browser, web: Web, width: int = 1280, height: int = 800,
 def no_errors(page: Page) -> None:
     errors = getattr(page, "mosaic_errors", [])
     assert errors == [], errors
+
+
+def is_idle(env: dict[str, str], name: str) -> bool:
+    return bool(agent(env, name)["activity"] == "idle")
 
 
 def row_text(page: Page, name: str) -> str:
@@ -100,7 +105,11 @@ def test_the_page_shows_every_agent_and_its_state(
     env = fleet_env
     rec = tmp_path / "idle1.jsonl"
     write_roster(env, STATES_ROSTER.format(rec=json.dumps(str(rec)), crash=json.dumps(PY_CRASH)))
-    ok(env, "start")
+    # The crasher may die before `start` has looked at it (then start says so, exit 1): the
+    # states this test needs are waited for below instead.
+    mosaic(env, "start")
+    for name in ("idle1", "busy1", "ask1"):  # a send needs its prompt up
+        wait_until(partial(is_idle, env, name), what=f"{name} idle")
     ok(env, "stop", "off1")
     ok(env, "send", "busy1", "think hard")
     ok(env, "send", "ask1", "delete the build dir")
@@ -142,16 +151,7 @@ def test_a_message_from_the_page_reaches_the_agent_and_its_reply_shows(
     browser: Browser, fleet_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = fleet_env
-    rec = tmp_path / "d1.jsonl"
-    write_roster(env, f"""\
-version: 1
-agents:
-  - name: d1
-    runtime: demo
-    args: ["--think", "1.5", "--record", {json.dumps(str(rec))}]
-""")  # fmt: skip
-    ok(env, "start")
-    wait_until(lambda: agent(env, "d1")["activity"] == "idle", what="d1 idle")
+    rec = demo_fleet(env, tmp_path, "--think", "1.5", shell=False)
     with running_web(env, tmp_path) as web:
         page = open_page(browser, web)
         mark_page(page)
@@ -184,16 +184,7 @@ def test_an_approval_is_answered_from_the_page(
     browser: Browser, fleet_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = fleet_env
-    rec = tmp_path / "d1.jsonl"
-    write_roster(env, f"""\
-version: 1
-agents:
-  - name: d1
-    runtime: demo
-    args: ["--think", "0", "--approval-every", "1", "--record", {json.dumps(str(rec))}]
-""")  # fmt: skip
-    ok(env, "start")
-    wait_until(lambda: agent(env, "d1")["activity"] == "idle", what="d1 idle")
+    rec = demo_fleet(env, tmp_path, "--think", "0", "--approval-every", "1", shell=False)
     with running_web(env, tmp_path) as web:
         page = open_page(browser, web, hash="#d1")
         mark_page(page)
@@ -356,7 +347,9 @@ def test_screenshots_of_a_50_agent_fleet_on_desktop_and_phone(
              "  - name: crash0\n    runtime: crash\n")  # fmt: skip
     body += f"runtimes:\n  crash:\n    command: {json.dumps(PY_CRASH)}\n    processes: [python3]\n"
     write_roster(env, "version: 1\nagents:\n" + body)
-    ok(env, "start")
+    mosaic(env, "start")  # as above: crash0 may be gone before start looks
+    for name in ("demo0", "demo1"):  # a send needs its prompt up
+        wait_until(partial(is_idle, env, name), what=f"{name} idle")
     ok(env, "stop", "agent03")
     colours = r"printf '\033[1;32mok\033[0m \033[33mwarn\033[0m \033[41;97m FAIL \033[0m\n'"
     tmux(env, "send-keys", "-t", "=agent00:", "-l", colours + "; ls -la /")

@@ -7,7 +7,6 @@ it really received) holds only a marker typed afterwards."""
 from __future__ import annotations
 
 import http.client
-import json
 import signal
 import ssl
 import stat
@@ -17,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fleetkit import agent, mosaic, ok, write_roster
+from fleetkit import agent, mosaic, write_roster
 from helpers import wait_until
 from mosaic.demo_agent import read_recording
-from webkit import Web, pid_of, running_web, start_web, stop_web
+from webkit import Web, demo_fleet, pid_of, running_web, start_web, stop_web
 
 ALL = "0.0.0.0"  # noqa: S104 (the flag under test)
 ROUTES = [
@@ -50,22 +49,6 @@ ROUTES = [
 ]
 
 
-def fleet_up(env: dict[str, str], tmp: Path) -> Path:
-    rec = tmp / "d1.jsonl"
-    write_roster(env, f"""\
-version: 1
-agents:
-  - name: d1
-    runtime: demo
-    args: ["--think", "0", "--record", {json.dumps(str(rec))}]
-  - name: sh1
-    runtime: shell
-""")  # fmt: skip
-    ok(env, "start")
-    wait_until(lambda: agent(env, "d1")["activity"] == "idle", what="d1 idle")
-    return rec
-
-
 def typed_nothing(web: Web, rec: Path) -> None:
     """The demo agent received nothing before a marker sent now, through the same door."""
     reply = web.request("POST", "/api/agents/d1/send", {"message": "marker"})
@@ -76,7 +59,7 @@ def typed_nothing(web: Web, rec: Path) -> None:
 
 def test_every_route_needs_the_token(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    rec = fleet_up(env, tmp_path)
+    rec = demo_fleet(env, tmp_path, "--think", "0")
     sh1 = pid_of(env, "sh1")
     with running_web(env, tmp_path) as web:
         wrong = [("cookie", f"mosaic_fleet_web_{web.port}=" + "x" * 43), ("bearer", "x" * 43)]
@@ -107,7 +90,7 @@ def test_the_printed_url_trades_the_token_for_a_cookie(
     fleet_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         login = web.request("GET", f"/?token={web.token}", auth=None)
         assert login.status == 303 and login.header("Location") == "/"
@@ -141,7 +124,7 @@ def test_cross_origin_posts_are_refused_and_do_nothing(
     fleet_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = fleet_env
-    rec = fleet_up(env, tmp_path)
+    rec = demo_fleet(env, tmp_path, "--think", "0")
     sh1 = pid_of(env, "sh1")
     with running_web(env, tmp_path) as web:
         foreign = ["http://evil.example", f"http://evil.example:{web.port}", "null",
@@ -172,7 +155,7 @@ def test_cross_origin_posts_are_refused_and_do_nothing(
 
 def test_get_on_a_post_route_does_nothing(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    rec = fleet_up(env, tmp_path)
+    rec = demo_fleet(env, tmp_path, "--think", "0")
     sh1 = pid_of(env, "sh1")
     with running_web(env, tmp_path) as web:
         for action in ("stop", "restart", "start", "approve", "deny", "send"):
@@ -209,7 +192,7 @@ TRAVERSALS = [
 
 def test_static_files_cannot_be_escaped(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         app_js = web.request("GET", "/static/app.js")
         assert app_js.status == 200 and b"textContent" in app_js.body
@@ -235,7 +218,7 @@ def listening(port: int) -> set[str]:
 
 def test_listens_on_loopback_unless_told(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     with running_web(env, tmp_path) as web:
         assert web.host == "127.0.0.1"
         assert listening(web.port) == {"0100007F"}  # 127.0.0.1, little-endian hex
@@ -266,7 +249,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 
 def test_https_with_a_self_signed_certificate(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     cert, key = self_signed(tmp_path)
     web = start_web(env, tmp_path, "--cert", str(cert), "--key", str(key))
     try:
@@ -294,7 +277,7 @@ def test_https_with_a_self_signed_certificate(fleet_env: dict[str, str], tmp_pat
 
 def test_the_token_file(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     path = Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "web.token"
     assert not path.exists()
     with running_web(env, tmp_path) as first:
@@ -313,7 +296,7 @@ def test_an_interrupt_ends_it_cleanly_with_a_stream_open(
     fleet_env: dict[str, str], tmp_path: Path, signum: int
 ) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     web = start_web(env, tmp_path)
     conn = web.connection()
     conn.request("GET", "/api/events/stream?screen=d1", headers={"Cookie": web.cookie})
@@ -327,7 +310,7 @@ def test_an_interrupt_ends_it_cleanly_with_a_stream_open(
 
 def test_open_hands_the_url_to_the_browser(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = dict(fleet_env)
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     opened = tmp_path / "opened"
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" > {opened}\n')
@@ -340,7 +323,7 @@ def test_open_hands_the_url_to_the_browser(fleet_env: dict[str, str], tmp_path: 
 
 def test_bad_invocations(fleet_env: dict[str, str], tmp_path: Path) -> None:
     env = fleet_env
-    fleet_up(env, tmp_path)
+    demo_fleet(env, tmp_path, "--think", "0")
     cert, _ = self_signed(tmp_path)
     res = mosaic(env, "web", "--cert", str(cert))
     assert res.code == 2 and "--cert and --key" in res.err and "Traceback" not in res.err

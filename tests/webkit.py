@@ -171,6 +171,22 @@ def running_web(env: Mapping[str, str], tmp: Path, *args: str) -> Iterator[Web]:
         assert code == 0, f"mosaic fleet web exited {code}:\n{web.stderr()}"
 
 
+def demo_fleet(env: dict[str, str], tmp: Path, *demo_args: str, shell: bool = True) -> Path:
+    """A started fleet: the demo agent d1 with DEMO_ARGS (recording what it receives, into
+    the file returned) and, with `shell`, a bash agent sh1; back once d1 is idle."""
+    from fleetkit import agent, ok, write_roster
+    from helpers import wait_until
+
+    rec = tmp / "d1.jsonl"
+    args = json.dumps([*demo_args, "--record", str(rec)])
+    sh1 = "  - name: sh1\n    runtime: shell\n" if shell else ""
+    write_roster(env, f"version: 1\nagents:\n  - name: d1\n    runtime: demo\n"
+                      f"    args: {args}\n{sh1}")  # fmt: skip
+    ok(env, "start")
+    wait_until(lambda: agent(env, "d1")["activity"] == "idle", what="d1 idle")
+    return rec
+
+
 def pid_of(env: dict[str, str], name: str) -> int | None:
     """The agent's pid as status reports it."""
     from fleetkit import agent

@@ -82,22 +82,17 @@ class Pen:
     strike: bool = False
     overline: bool = False
 
+    def drawn(self) -> tuple[Color | None, Color | None]:
+        """(text colour, background) as drawn: swapped by `inverse`."""
+        return (self.bg, self.fg) if self.inverse else (self.fg, self.bg)
+
     def classes(self) -> list[str]:
         """The class names, in a fixed order (so equal pens give equal markup)."""
-        fg, bg = (self.bg, self.fg) if self.inverse else (self.fg, self.bg)
-        out = []
-        if isinstance(fg, int):
-            out.append(f"f{fg}")
-        elif fg is not None:
-            out.append("fx")
-        elif self.inverse:
-            out.append("fr")  # the default background colour, as text
-        if isinstance(bg, int):
-            out.append(f"b{bg}")
-        elif bg is not None:
-            out.append("bx")
-        elif self.inverse:
-            out.append("br")  # the default text colour, as background
+        fg, bg = self.drawn()
+        # A default colour under inverse is the other default: `fr` (text in the default
+        # background colour), `br` (background in the default text colour).
+        out = [c for c in (_colour_class("f", fg, self.inverse),
+                           _colour_class("b", bg, self.inverse)) if c]  # fmt: skip
         for flag, name in (
             (self.bold, "bo"), (self.dim, "dm"), (self.italic, "it"), (self.underline, "un"),
             (self.strike, "st"), (self.overline, "ov"), (self.hidden, "hd"),
@@ -108,13 +103,17 @@ class Pen:
 
     def data(self) -> list[tuple[str, str]]:
         """`data-fg`/`data-bg` for 24-bit colours (after inversion)."""
-        fg, bg = (self.bg, self.fg) if self.inverse else (self.fg, self.bg)
-        out = []
-        if isinstance(fg, tuple):
-            out.append(("data-fg", hex_rgb(fg)))
-        if isinstance(bg, tuple):
-            out.append(("data-bg", hex_rgb(bg)))
-        return out
+        return [(f"data-{name}", hex_rgb(c)) for name, c in zip(("fg", "bg"), self.drawn(),
+                                                                 strict=True)
+                if isinstance(c, tuple)]  # fmt: skip
+
+
+def _colour_class(prefix: str, colour: Color | None, inverse: bool) -> str | None:
+    if isinstance(colour, int):
+        return f"{prefix}{colour}"
+    if colour is not None:
+        return f"{prefix}x"
+    return f"{prefix}r" if inverse else None
 
 
 PLAIN = Pen()

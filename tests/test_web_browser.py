@@ -40,6 +40,8 @@ def open_page(browser: Browser, web: Web, width: int = 1280, height: int = 800,
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A CSP violation, a failed load or a script error is logged as a console error.
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.goto(web.url + hash)
     page.wait_for_selector("#conn.up", timeout=WAIT_MS)
     page.wait_for_selector("tr[data-agent]", timeout=WAIT_MS)

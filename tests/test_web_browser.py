@@ -245,6 +245,23 @@ def test_a_stopped_agent_is_started_from_the_page(
         no_errors(page)
 
 
+def test_an_unknown_or_malformed_agent_in_the_address_falls_back_to_the_fleet(
+    browser: Browser, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = fleet_env
+    demo_fleet(env, tmp_path, "--think", "0")
+    with running_web(env, tmp_path) as web:
+        for hash in ("#nobody", "#%E0%A4%A", "#%3Cimg%20src%3Dx%3E"):
+            page = open_page(browser, web, hash=hash)
+            page.wait_for_selector("#none", state="visible")
+            assert page.is_hidden("#agent")
+            assert "d1" in row_text(page, "d1")
+            # The only error: the stream refused for the unknown agent (404), once.
+            errors = getattr(page, "mosaic_errors", [])
+            assert all("404" in e for e in errors), errors
+            page.context.close()
+
+
 class _Hits(http.server.BaseHTTPRequestHandler):
     hits: ClassVar[list[str]] = []
 

@@ -409,9 +409,22 @@
       conn.className = "conn down";
       if (source.readyState === EventSource.CLOSED) {
         conn.textContent = "disconnected";
-        // A refused stream (401 after a restart with a new token) does not retry itself.
-        request("GET", "/api/status").then(({ status }) => {
-          if (status !== 401 && st.source === source) setTimeout(connect, 2000);
+        // A refused stream does not retry itself: 401 (a new token) is for the person;
+        // 404 is an agent that left the roster (or a mistyped #NAME): show the fleet.
+        request("GET", "/api/status").then(({ status, doc }) => {
+          if (status === 401 || st.source !== source) return;
+          if (status === 200 && doc && Array.isArray(doc.agents)) {
+            st.doc = doc;
+            st.docAt = Date.now();
+            renderFleet();
+            if (st.selected !== null && !row(st.selected)) {
+              select(null);
+              return;
+            }
+          }
+          setTimeout(() => {
+            if (st.source === source) connect();
+          }, 2000);
         });
       } else {
         conn.textContent = "reconnecting…";
@@ -488,8 +501,11 @@
   }
 
   function fromHash() {
-    const h = decodeURIComponent(location.hash.slice(1));
-    return h || null;
+    try {
+      return decodeURIComponent(location.hash.slice(1)) || null;
+    } catch (_) {
+      return null; // a malformed escape
+    }
   }
 
   start();

@@ -80,9 +80,11 @@ def all_running(env: dict[str, str]) -> dict[str, dict[str, Any]] | None:
 
 
 def pids(env: dict[str, str]) -> dict[str, int]:
-    """Every session's pane pid, roster or not, straight from tmux."""
+    """Every agent session's pane pid, roster or not, straight from tmux (the watcher's own
+    `_watcher` session is not an agent's)."""
     out = tmux(env, "list-panes", "-a", "-F", "#{session_name} #{pane_pid}", check=False)
-    return {name: int(pid) for name, pid in (line.split() for line in out.splitlines())}
+    rows = (line.split() for line in out.splitlines())
+    return {name: int(pid) for name, pid in rows if not name.startswith("_")}
 
 
 def screen(env: dict[str, str], name: str) -> str:

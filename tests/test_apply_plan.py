@@ -13,6 +13,7 @@ from mosaic.agents.settings import NOT_RECORDED, Settings, effective
 from mosaic.agents.state import AgentState, Desired
 from mosaic.apply.plan import Action, Observed, Plan, Step, compute
 from mosaic.config.load import loads
+from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.paths import Paths
 from mosaic.config.roster import Roster
 
@@ -221,3 +222,17 @@ def test_a_damaged_settings_record_reads_as_not_recorded() -> None:
     assert Settings.from_doc({"runtime": "x", "command": [1], "args": [], "env": {},
                               "workdir": "/", "restart": "always"}) is None  # fmt: skip
     assert Settings.from_doc("nonsense") is None
+
+
+def test_the_watchers_own_record_is_never_an_agent_that_left(tmp_path: Path) -> None:
+    """The watcher keeps a supervision record (and a session) beside the agents', under a
+    name no agent can have; apply must not take it for an agent that left the roster."""
+    r = roster(tmp_path, BASE)
+    records, observed = running_with(r)
+    watcher = replace(AgentState(), desired=Desired.RUNNING)
+    records = {**records, WATCHER_SESSION: watcher}
+    observed = Observed(
+        running=observed.running | {WATCHER_SESSION},
+        sessions=observed.sessions | {WATCHER_SESSION},
+    )
+    assert compute(wanted(r), records, observed).empty

@@ -120,7 +120,13 @@ set -g remain-on-exit on
 set-hook -gw pane-died {
   run-shell -b '"$MOSAIC_HOOK_PYTHON" -m mosaic.hooks pane-died #{session_name} #{pane_id} "#{pane_dead_status}" "#{pane_dead_signal}" 2>>"$MOSAIC_HOME/fleet/run/hooks.err"'
 }
+run-shell -b -d 1 'exec "$MOSAIC_HOME/fleet/run/tmux-tick"'
 """  # noqa: E501
+# 0.1's tick, which its server ran every 2 s (tmux 3.3a reaps exited panes only then).
+OLD_TICK = """\
+#!/bin/sh
+exec tmux run-shell -b -d 2 'exec "$MOSAIC_HOME/fleet/run/tmux-tick"'
+"""
 
 
 def test_a_server_started_with_the_old_hook_gets_the_safe_one_at_the_next_start(
@@ -128,6 +134,10 @@ def test_a_server_started_with_the_old_hook_gets_the_safe_one_at_the_next_start(
 ) -> None:
     conf = tmp_path / "old.conf"
     conf.write_text(OLD_CONF)
+    tick = Path(fleet_env["MOSAIC_HOME"]) / "fleet" / "run" / "tmux-tick"
+    tick.parent.mkdir(parents=True)
+    tick.write_text(OLD_TICK)
+    tick.chmod(0o700)
     server_env = dict(fleet_env, MOSAIC_HOOK_PYTHON=sys.executable)
     subprocess.run(["tmux", "-L", fleet_env["MOSAIC_TMUX_SOCKET"], "-f", str(conf),
                     "start-server"], env=server_env, check=True, timeout=15)  # fmt: skip

@@ -309,3 +309,36 @@ def test_tmux_version_parsing() -> None:
     assert parse_version("tmux 3.3a") == (3, 3)
     assert parse_version("tmux next-3.5") == (3, 5)
     assert parse_version("tmux master") == (0, 0)
+
+
+def test_every_file_a_running_fleet_writes_is_private(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Directories 0700, files 0600 (the tick script 0700), the database and the hooks'
+    error log included — whatever the caller's umask. The roster lives elsewhere, so that
+    everything under <home>/fleet is mosaic's own doing."""
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(shell_roster(["a1"]))
+    fleet_env["MOSAIC_FLEET_ROSTER"] = str(roster)
+    env = dict(fleet_env)
+    old = os.umask(0o022)
+    try:
+        ok(env, "start")
+    finally:
+        os.umask(old)
+    wait_until(lambda: running(fleet_env, "a1"), what="a1 running")
+    # A crash makes the pane-died hook run, so anything it writes exists by now.
+    os.kill(int(agent(fleet_env, "a1")["pid"]), signal.SIGKILL)
+    wait_until(lambda: agent(fleet_env, "a1")["restarts"] == 1, timeout=20, what="respawn")
+    fleet_dir = Path(fleet_env["MOSAIC_HOME"]) / "fleet"
+    loose = []
+    for path in [fleet_dir, *fleet_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        want = 0o700 if path.is_dir() or path.name == "tmux-tick" else 0o600
+        if mode != want:
+            loose.append(f"{path.relative_to(fleet_dir)}: {mode:o}")
+    assert (fleet_dir / "run" / "hooks.err").exists()
+    assert loose == []
+    ok(fleet_env, "stop")

@@ -330,8 +330,8 @@ REGRESSIONS: list[tuple[str, str | bytes, list[str]]] = [
         "date-and-null-keys",  # were datetime.date(2001, 1, 1) and None
         "version: 1\n2001-01-01: 1\n~: 2\n",
         [
-            f"{F}:2:1: unknown key 2001-01-01 (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:3:1: unknown key null (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
+            f"{F}:2:1: unknown key 2001-01-01 (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:3:1: unknown key null (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
         ],
     ),
     (
@@ -351,7 +351,7 @@ REGRESSIONS: list[tuple[str, str | bytes, list[str]]] = [
         "duplicate-key-spelled-apart",  # 1 and 0x1: was no problem at all, the 0x1 value lost
         "version: 1\n1: a\n0x1: b\n",
         [
-            f"{F}:2:1: unknown key 1 (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
+            f"{F}:2:1: unknown key 1 (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
             f'{F}:3:1: YAML syntax error: found duplicate key "1" with value "b" (original value: "a") (while constructing a mapping)',
         ],
     ),
@@ -362,12 +362,12 @@ REGRESSIONS: list[tuple[str, str | bytes, list[str]]] = [
         "e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e]\n"
         "defaults: {restart: *f}\n",
         [
-            f"{F}:2:1: unknown key 'a' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:3:1: unknown key 'b' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:4:1: unknown key 'c' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:5:1: unknown key 'd' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:6:1: unknown key 'e' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
-            f"{F}:7:1: unknown key 'f' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes)",
+            f"{F}:2:1: unknown key 'a' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:3:1: unknown key 'b' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:4:1: unknown key 'c' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:5:1: unknown key 'd' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:6:1: unknown key 'e' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
+            f"{F}:7:1: unknown key 'f' (expected one of: version, transport, supervisor, tmux_socket, defaults, agents, runtimes, notify, hosts)",
             f"{F}:7:4: invalid restart policy (a list): expected always, on-failure or never",
         ],
     ),

@@ -29,7 +29,8 @@ from mosaic.send.outcome import Outcome
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
-RESULT_KEYS = {"agent", "outcome", "accepted", "attempts", "seconds", "evidence"}
+# `host` (docs/hosts.md): the machine the agent runs on, `local` for this one.
+RESULT_KEYS = {"agent", "outcome", "accepted", "attempts", "seconds", "evidence", "host"}
 
 
 # --- fleet helpers -----------------------------------------------------------------------

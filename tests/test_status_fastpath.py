@@ -24,7 +24,8 @@ from helpers import wait_until
 # Values that move between two runs a moment apart: the uptime, and what the watcher says
 # about how long the screen has been as it is.
 _MOVING = re.compile(
-    r'"(uptime_s|last_output_age_s)": [0-9.]+|"activity_since": "[^"]*"|"last_tick_age_s": [0-9.]+'
+    r'"(uptime_s|last_output_age_s|latency_ms)": [0-9.]+'
+    r'|"activity_since": "[^"]*"|"last_tick_age_s": [0-9.]+'
 )
 
 

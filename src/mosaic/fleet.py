@@ -28,14 +28,19 @@ class Fleet:
 
 
 def open_fleet(
-    paths: Paths, env: Mapping[str, str] | None = None, *, deciding: bool = False
+    paths: Paths,
+    env: Mapping[str, str] | None = None,
+    *,
+    deciding: bool = False,
+    roster: Roster | None = None,
 ) -> Fleet:
-    """Load the roster and resolve socket and supervisor. `deciding`: this command starts
-    the fleet and may record the supervisor (see `supervise.choice`)."""
+    """Load the roster (unless the caller has) and resolve socket and supervisor.
+    `deciding`: this command starts the fleet and may record the supervisor (see
+    `supervise.choice`)."""
     from mosaic.supervise import choice
 
     env = dict(os.environ) if env is None else env
-    roster = load(paths.roster, cache_dir=paths.run)
+    roster = load(paths.roster, cache_dir=paths.run) if roster is None else roster
     socket = effective_socket(roster, env)
     tmux = make_tmux(paths, socket)
     supervisor = choice.resolve(

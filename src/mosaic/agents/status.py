@@ -14,9 +14,8 @@ from mosaic import supervise
 from mosaic.agents import state
 from mosaic.agents.liveness import AgentRunState, pane_state
 from mosaic.agents.settings import drift, effective
-from mosaic.config.paths import Paths
 from mosaic.config.roster import Agent
-from mosaic.fleet import Fleet, open_fleet
+from mosaic.fleet import Fleet
 from mosaic.screen.classify import Activity, Screen, classify
 from mosaic.store import db, events, watchview
 from mosaic.store.watchview import AgentView
@@ -28,11 +27,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-
-def fleet_status(paths: Paths, agent: str | None) -> dict[str, Any]:
-    """The status document of AGENT (or every agent) of the fleet at `paths`."""
-    fleet = open_fleet(paths)
-    return collect(fleet, fleet.roster.select(agent))
 
 
 def collect(fleet: Fleet, agents: list[Agent]) -> dict[str, Any]:

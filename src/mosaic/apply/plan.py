@@ -23,6 +23,7 @@ from typing import Any
 
 from mosaic.agents.settings import Settings, drift
 from mosaic.agents.state import AgentState, Desired
+from mosaic.config.names import is_agent_name
 
 
 class Action(StrEnum):
@@ -121,8 +122,9 @@ def compute(
         reasons = drift(record.settings if record is not None else None, settings)
         action = Action.RESTART if reasons else Action.UNCHANGED
         steps.append(Step(name, action, tuple(reasons)))
-    candidates = (set(records) | observed.installed) - set(wanted)
-    for name in sorted(candidates):
+    # Only agents can have left the roster: the watcher's own record is not one.
+    candidates = {n for n in set(records) | observed.installed if is_agent_name(n)}
+    for name in sorted(candidates - set(wanted)):
         if _left(name, records.get(name), observed):
             steps.append(Step(name, Action.STOP, ("left the roster",)))
     return Plan(tuple(steps), tuple(units))

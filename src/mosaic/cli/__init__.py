@@ -4,7 +4,9 @@
 `fleet status --json`, `fleet events --json` and a TAB for agent or runtime names before
 importing click (a third of a bare interpreter's start-up on its own), so the most common
 health checks, scripts and completions stay near interpreter speed. Each fast path answers
-exactly as the click command would, or returns None and leaves the argv to click.
+exactly as the click command would, or returns None and leaves the argv to click. For
+`fleet status` of a fleet with hosts, the hosts are asked before click loads
+(`hosts.prefetch`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ COMPLETE_VAR = "_MOSAIC_COMPLETE"
 
 def main() -> int | None:
     try:
-        status = _fast(sys.argv[1:])
+        args = sys.argv[1:]
+        status = _fast(args)
         if status is not None:
             return status
+        if "status" in args[-2:]:
+            # A fleet with hosts: they start answering while click loads (docs/hosts.md).
+            from mosaic.hosts import prefetch
+
+            prefetch.start(args)
         from mosaic.cli.main import main as click_main
 
         return click_main()

@@ -19,3 +19,17 @@ def echo_json(doc: Any) -> None:
     from mosaic.cli.render import json_document
 
     click.echo(json_document(doc), nl=False)
+
+
+def reader_gone() -> bool:
+    """Whether nobody reads our stdout any more: a pipe or socket whose other end closed
+    (`| head` finished, the SSH client of a remote `logs -f` left). A following command
+    checks this while idle, so it ends instead of lingering until its next write."""
+    import select
+
+    poller = select.poll()
+    poller.register(1, 0)  # no events asked: POLLERR/POLLHUP are reported regardless
+    try:
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except OSError:
+        return True

@@ -38,6 +38,10 @@ FLEET_COMMANDS: dict[str, str] = {
     "approve": "mosaic.cli.approve_cmd:approve_cmd",
     "web": "mosaic.cli.web_cmd:web_cmd",
 }
+# Not for people: what a controller runs on a host over SSH (docs/hosts.md); never listed.
+HOST_COMMANDS: dict[str, str] = {
+    "roster-put": "mosaic.cli.host_cmds:roster_put_cmd",
+}
 
 
 
@@ -59,7 +63,7 @@ class LazyGroup(click.Group):
         return list(FLEET_COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = FLEET_COMMANDS.get(cmd_name)
+        target = FLEET_COMMANDS.get(cmd_name) or HOST_COMMANDS.get(cmd_name)
         if target is None:
             return None
         module, attr = target.split(":", 1)
@@ -89,11 +93,19 @@ def cli() -> None:
     default=None,
     help="Roster file (default $MOSAIC_FLEET_ROSTER or <home>/fleet/roster.yaml).",
 )
+@click.option("--controller-version", "controller_version", default=None, hidden=True)
 @click.pass_context
-def fleet(ctx: click.Context, mosaic_home: str | None, roster: str | None) -> None:
+def fleet(
+    ctx: click.Context, mosaic_home: str | None, roster: str | None, controller_version: str | None
+) -> None:
     """Start, stop, watch and talk to the agents of the roster."""
     from mosaic.config import paths
 
+    if controller_version is not None:
+        # A controller is calling over SSH: refuse one of another release before anything.
+        from mosaic.hosts.version import check_controller
+
+        check_controller(controller_version)
     ctx.obj = paths.resolve(home=mosaic_home, roster=roster)
 
 

@@ -3,7 +3,7 @@
 Scripts and dashboards poll `status --json`, and click's import alone costs about what the
 two tmux round trips of a 50-agent status cost. When the argv is exactly
 `fleet [--mosaic-home H] [--roster R] status [AGENT] --json` (AGENT and --json in either
-order), the document is built by the same `agents.status.fleet_status` and printed by the
+order), the document is built by the same `hosts.status.document` and printed by the
 same `render.json_document` as the click command, and errors end as `cli.main` ends them
 (message on stderr, the error's exit code). Anything else (help, other flags, a home that
 is a file or a roster that is a directory, which click refuses) returns None, and click
@@ -37,16 +37,18 @@ def run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     flags, agent = parsed
-    from mosaic.agents.status import fleet_status
     from mosaic.cli.render import json_document
     from mosaic.config.paths import resolve
     from mosaic.errors import MosaicError
+    from mosaic.hosts.status import document
 
     try:
-        doc = fleet_status(resolve(flags.get("--mosaic-home"), flags.get("--roster")), agent)
+        doc, errors = document(resolve(flags.get("--mosaic-home"), flags.get("--roster")), agent)
     except MosaicError as exc:
         sys.stderr.write(exc.message + "\n")
         return int(exc.exit_code)
+    for message in errors:
+        sys.stderr.write(message + "\n")
     sys.stdout.write(json_document(doc))
     sys.stdout.flush()
     return 0

@@ -37,25 +37,38 @@ def status_table(doc: dict[str, Any]) -> None:
     if doc.get("restart_in_progress"):
         info = doc["restart_in_progress"]
         console.print(f"[yellow]{info.get('line') or info.get('error')}")
+    remote = [h for h in doc.get("hosts", []) if h["name"] != "local"]
+    for h in remote:
+        if h["error"]:
+            state = "unreachable" if not h["reachable"] else "error"
+            # A host's message may quote anything: text, never rich markup.
+            console.print(f"[red]host {escape(h['name'])} {state}:[/] {escape(h['error'])}")
     table = Table(box=None, header_style="bold")
     drifted = any(a.get("drift") for a in doc["agents"])
-    for col in ("agent", "runtime", "state", "activity", "pid", "uptime", "restarts", "last exit"):
-        table.add_column(col)
+    columns = ["agent", "runtime", "state", "activity", "pid", "uptime", "restarts", "last exit"]
+    if remote:
+        columns.insert(1, "host")
     if drifted:
-        table.add_column("drift")
-    colours = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim"}
+        columns.append("drift")
+    for col in columns:
+        table.add_column(col)
+    colours = {"running": "green", "starting": "yellow", "failed": "red", "stopped": "dim",
+               "unknown": "magenta"}  # fmt: skip
     for a in doc["agents"]:
         colour = colours.get(a["state"], "")
+        # Rows may come from other hosts' documents: every value is text, never markup.
         row = [
-            a["name"],
-            a["runtime"],
-            f"[{colour}]{a['state']}[/]" if colour else a["state"],
-            a["activity"],
+            escape(str(a["name"])),
+            escape(str(a["runtime"])),
+            f"[{colour}]{escape(a['state'])}[/]" if colour else escape(str(a["state"])),
+            escape(str(a["activity"])),
             str(a["pid"] or "-"),
             _duration(a["uptime_s"]),
-            str(a["restarts"]),
+            "-" if a["restarts"] is None else str(a["restarts"]),
             "-" if a["last_exit"] is None else str(a["last_exit"]),
         ]
+        if remote:
+            row.insert(1, escape(str(a.get("host", "local"))))
         if drifted:
             # Reasons quote roster paths: shown as text, never as rich markup.
             row.append(f"[yellow]{escape(a['drift_reason'])}[/]" if a.get("drift") else "-")

@@ -7,11 +7,16 @@ and CI, where start-up time matters more than colour.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from mosaic.cli.common import paths_of
 from mosaic.cli.completion import complete_agents, complete_presets, complete_runtimes
 from mosaic.config.presets import DEFAULT_PRESET
+
+if TYPE_CHECKING:
+    from mosaic.fleet import Fleet
 
 
 @click.command("init")
@@ -102,6 +107,11 @@ def remove_cmd(ctx: click.Context, name: str) -> None:
     paths = paths_of(ctx)
     fleet = open_fleet(paths)
     agent = fleet.roster.agent(name)
+    if agent.host is not None:
+        _stop_remote(fleet, name)
+        rosteredit.remove(paths, name)
+        click.echo(f"removed {name} from {paths.roster}")
+        return
     try:
         pane = (list_panes(fleet.tmux) or {}).get(name)
     except TmuxMissingError:
@@ -112,6 +122,25 @@ def remove_cmd(ctx: click.Context, name: str) -> None:
             click.echo(line)
     rosteredit.remove(paths, name)
     click.echo(f"removed {name} from {paths.roster}")
+
+
+def _stop_remote(fleet: Fleet, name: str) -> None:
+    """Stop a remote agent on its host before it leaves the roster; an unreachable host
+    keeps it listed. A host whose roster never had it has nothing to stop."""
+    from mosaic.errors import ExitCode
+    from mosaic.hosts import merge, route
+    from mosaic.hosts.remote import LIFECYCLE_S, HostError
+
+    host = route.remote_for(fleet.paths, fleet.roster, name)
+    assert host is not None
+    try:
+        lines = host.lines(["stop", name], timeout=LIFECYCLE_S)
+    except HostError as exc:
+        if exc.exit_code is ExitCode.USAGE and "unknown agent" in exc.message:
+            return
+        raise
+    for line in merge.prefixed(host.name, lines):
+        click.echo(line)
 
 
 @click.command("validate")

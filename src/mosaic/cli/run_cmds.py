@@ -21,20 +21,15 @@ agent_arg = click.argument("agent", required=False, shell_complete=complete_agen
 
 
 def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
-    """Run one supervisor action on AGENT or the whole fleet and print its report."""
-    from mosaic import supervise
-    from mosaic.fleet import open_fleet
+    """Run one supervisor action on AGENT or the whole fleet, on every machine concerned,
+    and print each machine's report (docs/hosts.md)."""
+    from mosaic.hosts import lifecycle, route
 
-    fleet = open_fleet(paths_of(ctx), deciding=action != "stop")
-    agents = fleet.roster.select(agent)
-    if action == "start":
-        lines = supervise.start(fleet, agents)
-    elif action == "stop":
-        lines = supervise.stop(fleet, agents, whole=agent is None)
-    else:
-        lines = supervise.restart(fleet, agents, whole=agent is None)
-    for line in lines:
-        click.echo(line)
+    done = lifecycle.run(paths_of(ctx), agent, action)
+    for d in done:
+        for line in d.value or []:
+            click.echo(line)
+    route.raise_failures(done)
 
 
 @click.command("start")
@@ -67,10 +62,12 @@ def restart_cmd(ctx: click.Context, agent: str | None) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     """Show the supervisor, the holder and each agent's state and activity."""
-    from mosaic.agents import status
+    from mosaic.hosts.status import document
 
-    doc = status.fleet_status(paths_of(ctx), agent)
+    doc, errors = document(paths_of(ctx), agent)
     if as_json:
+        for message in errors:
+            click.echo(message, err=True)  # the table shows these itself
         echo_json(doc)
         return
     from mosaic.cli.render import status_table
@@ -85,7 +82,19 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 @click.pass_context
 def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     """Print what AGENT's screen shows now."""
-    fleet, pane = _session_of(ctx, agent)
+    from mosaic.config.load import load
+    from mosaic.fleet import open_fleet
+    from mosaic.hosts import route
+
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    host = route.remote_for(paths, roster, agent)
+    if host is not None:
+        reply = host.call(["capture", agent, *(["-n", str(lines)] if lines else [])])
+        _write(reply.out)
+        return
+    fleet = open_fleet(paths, roster=roster)
+    pane = _pane_of(fleet, agent)
     args = ["capture-pane", "-p", "-t", pane.id]
     if lines is not None:
         args += ["-S", f"-{lines}"]
@@ -97,27 +106,47 @@ def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     click.echo("\n".join(text))
 
 
-def _session_of(ctx: click.Context, agent: str) -> tuple[Fleet, Pane]:
-    """The roster agent's pane; unknown agents are usage errors, absent sessions failures."""
-    from mosaic.fleet import open_fleet
+def _write(data: bytes) -> None:
+    """A host's output, byte for byte."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _pane_of(fleet: Fleet, agent: str) -> Pane:
+    """A local roster agent's pane; an absent session is a failure."""
     from mosaic.tmux.panes import list_panes
 
-    fleet = open_fleet(paths_of(ctx))
-    fleet.roster.agent(agent)
     pane = (list_panes(fleet.tmux) or {}).get(agent)
     if pane is None:
         raise OperationFailed(f"agent {agent} is not running (no session)")
-    return fleet, pane
+    return pane
 
 
 def _attach(ctx: click.Context, agent: str, read_only: bool) -> None:
-    fleet, _ = _session_of(ctx, agent)
-    if not sys.stdin.isatty():
-        raise OperationFailed("attaching needs a terminal; use `capture` to read the screen")
+    from mosaic.config.load import load
+    from mosaic.fleet import open_fleet
+    from mosaic.hosts import route
+
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    host = route.remote_for(paths, roster, agent)
+    if host is not None:
+        _need_terminal()
+        # `ssh -t` to the host's own `watch`/`attach`: its mosaic knows its tmux socket.
+        host.exec_tty(["watch" if read_only else "attach", agent])
+    fleet = open_fleet(paths, roster=roster)
+    _pane_of(fleet, agent)
+    _need_terminal()
     argv = fleet.tmux.argv("attach-session", *(["-r"] if read_only else []), "-t", f"={agent}")
     env = {k: v for k, v in os.environ.items() if k != "TMUX"}
     sys.stdout.flush()
     os.execvpe(argv[0], argv, env)
+
+
+def _need_terminal() -> None:
+    if not sys.stdin.isatty():
+        raise OperationFailed("attaching needs a terminal; use `capture` to read the screen")
 
 
 @click.command("watch")
@@ -144,16 +173,27 @@ def attach_cmd(ctx: click.Context, agent: str) -> None:
 @click.pass_context
 def logs_cmd(ctx: click.Context, agent: str, follow: bool, lines: int) -> None:
     """Print AGENT's transcript (terminal control sequences removed)."""
+    from mosaic.cli.common import reader_gone
     from mosaic.config.load import load
+    from mosaic.hosts import route
     from mosaic.tmux import transcript
 
     paths = paths_of(ctx)
-    load(paths.roster, cache_dir=paths.run).agent(agent)
+    host = route.remote_for(paths, load(paths.roster, cache_dir=paths.run), agent)
+    if host is not None:
+        args = ["logs", agent, "-n", str(lines), *(["-f"] if follow else [])]
+        if not follow:
+            _write(host.call(args).out)
+            return
+        for data in host.follow(args):
+            _write(data)
+        return
     log = paths.agent_log(agent)
     if not transcript.exists(log) and not follow:
         raise OperationFailed(f"agent {agent} has no transcript yet ({log})")
     for line in transcript.tail(log, lines):
         click.echo(line)
     if follow:
-        for chunk in transcript.follow(log):
+        # Ends when whoever reads us is gone (a closed pipe; an SSH client that left).
+        for chunk in transcript.follow(log, stop=reader_gone):
             click.echo(chunk, nl=False)

@@ -69,21 +69,19 @@ def send_cmd(
     agents, raw = split_args(args, all_agents)
     message = read_message(raw)
 
-    from mosaic.fleet import open_fleet
-    from mosaic.send import delivery
+    from mosaic.config.load import load
+    from mosaic.hosts import sending
     from mosaic.send.outcome import Outcome, exit_code
 
-    fleet = open_fleet(paths_of(ctx))
+    paths = paths_of(ctx)
     if all_agents:
-        agents = fleet.roster.names
+        agents = load(paths.roster, cache_dir=paths.run).names
         if not agents:
             raise UsageError("the roster has no agents")
-    # Every name is checked before anything is typed anywhere.
-    chosen = [fleet.roster.agent(name) for name in agents]
-    targets = [(a.name, fleet.roster.runtime_for(a)) for a in chosen]
-    results = delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, not no_verify)
+    sent = sending.send_named(paths, agents, message, timeout, not no_verify)
+    results = [r for r, _ in sent]
     if as_json:
-        echo_json({"results": [r.as_json() for r in results]})
+        echo_json(sending.results_json(sent))
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"

@@ -10,12 +10,20 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from mosaic.config import eventtypes
-from mosaic.config.names import ENV_KEY_PATTERN, NAME_PATTERN, SOCKET_PATTERN
+from mosaic.config.names import (
+    ENV_KEY_PATTERN,
+    HOST_NAME_PATTERN,
+    LOCAL_HOST,
+    NAME_PATTERN,
+    SOCKET_PATTERN,
+    SSH_TARGET_PATTERN,
+)
 from mosaic.config.roster import (
     AGENT_KEYS,
     DEFAULT_SOCKET,
     DEFAULT_STUCK_AFTER_S,
     DEFAULTS_KEYS,
+    HOST_KEYS,
     NOTIFY_KEYS,
     NOTIFY_KINDS,
     PROFILES,
@@ -27,6 +35,7 @@ from mosaic.config.roster import (
     TOP_KEYS,
     TRANSPORTS,
     Agent,
+    Host,
     NotifyTarget,
     RestartPolicy,
     Roster,
@@ -279,16 +288,19 @@ class Checker:
         return out
 
     def workdir(self, mapping: Any, key: str) -> Path | None:
-        raw = self.string(mapping, key, "workdir")
-        if raw is None:
-            return None
-        pos = _val_pos(mapping, key)
-        if "\0" in raw:
-            self.add(pos, "workdir must not contain a NUL character")
-            return None
-        return self.expand(raw, pos)
+        raw = self.workdir_text(mapping, key)
+        return None if raw is None else self.expand(raw, _val_pos(mapping, key))
 
-    def expand(self, raw: str, pos: Pos) -> Path | None:
+    def workdir_text(self, mapping: Any, key: str) -> str | None:
+        """The workdir as written, checked for what no host could use (a remote agent's
+        workdir is expanded by its host, not here)."""
+        raw = self.string(mapping, key, "workdir")
+        if raw is not None and "\0" in raw:
+            self.add(_val_pos(mapping, key), "workdir must not contain a NUL character")
+            return None
+        return raw
+
+    def expand(self, raw: str, pos: Pos, what: str = "workdir") -> Path | None:
         missing: list[str] = []
 
         def var(match: re.Match[str]) -> str:
@@ -300,7 +312,7 @@ class Checker:
 
         text = re.sub(r"\$(?:\{(\w+)\}|(\w+))", var, raw)
         if missing:
-            self.add(pos, f"workdir {_show(raw)} uses unset variable(s): {', '.join(missing)}")
+            self.add(pos, f"{what} {_show(raw)} uses unset variable(s): {', '.join(missing)}")
             return None
         if text == "~" or text.startswith("~/"):
             home = self.env.get("HOME") or os.path.expanduser("~")
@@ -336,9 +348,12 @@ class Checker:
         )
         socket = self.socket(doc) if "tmux_socket" in doc else DEFAULT_SOCKET
         runtimes, custom_names = self.runtimes(doc)
+        hosts, host_names = self.hosts(doc)
         defaults = self.defaults(doc)
         known = tuple(sorted({*runtimes, *custom_names}))
-        agents = self.agents(doc, defaults, known)
+        agents = self.agents(doc, defaults, known, host_names)
+        if not host_names:
+            self.default_workdir(defaults)  # a one-machine roster: checked even if unused
         notify = self.notify(doc, [a.name for a in agents]) if "notify" in doc else ()
         return Roster(
             path=self.path,
@@ -349,6 +364,7 @@ class Checker:
             agents=agents,
             runtimes=runtimes,
             notify=notify,
+            hosts=hosts,
         )
 
     def version(self, doc: Any) -> int | None:
@@ -387,8 +403,10 @@ class Checker:
             return {}
         self.keys(section, DEFAULTS_KEYS)
         out: dict[str, Any] = {}
-        if "workdir" in section:
-            out["workdir"] = self.workdir(section, "workdir")
+        if "workdir" in section and self.workdir_text(section, "workdir") is not None:
+            # Expanded on first use by a local agent: a remote-only fleet may name
+            # variables that only its hosts set.
+            out["workdir_of"] = section
         if "env" in section:
             out["env"] = self.env_map(section, "env")
         if "restart" in section:
@@ -425,8 +443,21 @@ class Checker:
 
     # -- agents
 
+    def default_workdir(self, defaults: dict[str, Any]) -> Path | None:
+        """defaults.workdir expanded here, once (so a problem is reported once)."""
+        if "workdir_of" not in defaults:
+            return None
+        if "workdir" not in defaults:
+            defaults["workdir"] = self.workdir(defaults["workdir_of"], "workdir")
+        result: Path | None = defaults["workdir"]
+        return result
+
     def agents(
-        self, doc: Any, defaults: dict[str, Any], known: tuple[str, ...]
+        self,
+        doc: Any,
+        defaults: dict[str, Any],
+        known: tuple[str, ...],
+        hosts: tuple[str, ...] = (),
     ) -> tuple[Agent, ...]:
         section = doc.get("agents")
         if section is None:
@@ -437,7 +468,7 @@ class Checker:
         seen: dict[str, Pos] = {}
         out: list[Agent] = []
         for i, item in enumerate(section):
-            agent = self.agent(section, i, item, defaults, known, seen)
+            agent = self.agent(section, i, item, defaults, known, seen, hosts)
             if agent is not None:
                 out.append(agent)
         return tuple(out)
@@ -450,6 +481,7 @@ class Checker:
         defaults: dict[str, Any],
         known: tuple[str, ...],
         seen: dict[str, Pos],
+        hosts: tuple[str, ...] = (),
     ) -> Agent | None:
         pos = _item_pos(section, index)
         if not isinstance(item, dict):
@@ -458,7 +490,15 @@ class Checker:
         self.keys(item, AGENT_KEYS)
         name = self.agent_name(item, pos, seen)
         runtime = self.agent_runtime(item, pos, known)
-        workdir = self.workdir(item, "workdir") if "workdir" in item else defaults.get("workdir")
+        host = self.agent_host(item, hosts) if "host" in item else None
+        workdir: Path | None = None
+        if host is not None:
+            if "workdir" in item:
+                self.workdir_text(item, "workdir")
+        elif "workdir" in item:
+            workdir = self.workdir(item, "workdir")
+        else:
+            workdir = self.default_workdir(defaults)
         args = self.words(item, "args", "args") if "args" in item else ()
         env = dict(defaults.get("env") or {})
         if "env" in item:
@@ -475,7 +515,21 @@ class Checker:
             env=tuple(env.items()),
             restart=RestartPolicy(restart or RestartPolicy.ON_FAILURE),
             stuck_after=DEFAULT_STUCK_AFTER_S if stuck is None else stuck,
+            host=host,
         )
+
+    def agent_host(self, item: Any, hosts: tuple[str, ...]) -> str | None:
+        """The declared host an agent runs on; `local` (or no `host:`) is this machine."""
+        value = self.string(item, "host", "host")
+        if value is None or value == LOCAL_HOST:
+            return None
+        if value not in hosts:
+            known = ", ".join(hosts) if hosts else "none: declare it under hosts:"
+            match = closest(value, hosts)
+            hint = f" (did you mean {match!r}?)" if match else f"; declared hosts: {known}"
+            self.add(_val_pos(item, "host"), f"unknown host {value!r}{hint}")
+            return None
+        return value
 
     def agent_name(self, item: Any, pos: Pos, seen: dict[str, Pos]) -> str | None:
         if "name" not in item:
@@ -518,6 +572,127 @@ class Checker:
             self.add(_val_pos(item, "runtime"), f"unknown runtime {_show(runtime)}{hint}")
             return None
         return runtime
+
+    # -- hosts (docs/hosts.md): every value here ends up in an ssh argv
+
+    def hosts(self, doc: Any) -> tuple[tuple[Host, ...], tuple[str, ...]]:
+        """Valid hosts, and every host name that was spelled validly (so agents naming a
+        host with a bad entry are not also told it is unknown)."""
+        section = doc.get("hosts")
+        if section is None:
+            return (), ()
+        if not isinstance(section, dict):
+            self.add(
+                _val_pos(doc, "hosts"),
+                "hosts must be a mapping of name: {ssh: user@address, ...}, "
+                f"got {_kind(section)}",
+            )
+            return (), ()
+        out: list[Host] = []
+        names: list[str] = []
+        for name, spec in section.items():
+            if not self.host_name(section, name):
+                continue
+            names.append(name)
+            host = self.host(section, name, spec)
+            if host is not None:
+                out.append(host)
+        return tuple(out), tuple(names)
+
+    def host_name(self, section: Any, name: Any) -> bool:
+        pos = _key_pos(section, name)
+        if name == LOCAL_HOST:
+            self.add(pos, f"host name {LOCAL_HOST!r} means this machine; name the host otherwise")
+            return False
+        if not isinstance(name, str) or not re.fullmatch(HOST_NAME_PATTERN, name):
+            self.add(
+                pos,
+                f"invalid host name {name!r}: must match ^{HOST_NAME_PATTERN}$ (lowercase "
+                "letters, digits, '.', '_', '-'; at most 32) because it names a control socket",
+            )
+            return False
+        return True
+
+    def host(self, section: Any, name: str, spec: Any) -> Host | None:
+        if not isinstance(spec, dict):
+            self.add(
+                _val_pos(section, name),
+                f"host {name!r} must be a mapping with at least ssh: user@address, "
+                f"got {_kind(spec)}",
+            )
+            return None
+        before = len(self.problems)
+        self.keys(spec, HOST_KEYS)
+        target = None
+        if "ssh" not in spec:
+            self.add(_key_pos(section, name), f"host {name!r} is missing required key 'ssh'")
+        else:
+            target = self.ssh_target(spec)
+        port = self.port(spec) if "port" in spec else None
+        identity = self.identity(spec) if "identity" in spec else None
+        home = self.host_home(spec) if "home" in spec else None
+        if len(self.problems) > before or target is None:
+            return None
+        return Host(name=name, ssh=target, port=port, identity=identity, home=home)
+
+    def ssh_target(self, spec: Any) -> str | None:
+        value = self.string(spec, "ssh", "ssh target")
+        if value is None:
+            return None
+        pos = _val_pos(spec, "ssh")
+        if value.startswith("-"):
+            problem = "must not start with '-' (ssh would read it as an option)"
+        elif any(c.isspace() or not c.isprintable() for c in value):
+            problem = "must not contain whitespace or control characters"
+        elif not re.fullmatch(SSH_TARGET_PATTERN, value):
+            problem = (
+                "expected [user@]host: a name from your ssh config, a DNS name or an "
+                "address (letters, digits, '.', '_', '-', ':'); the port goes in port:"
+            )
+        else:
+            return value
+        self.add(pos, f"invalid ssh target {value!r}: {problem}")
+        return None
+
+    def port(self, spec: Any) -> int | None:
+        value = spec["port"]
+        if type(value) is int and 1 <= value <= 65535:
+            return value
+        self.add(
+            _val_pos(spec, "port"),
+            f"port must be an integer from 1 to 65535, got {_kind(value)} {_show(value)}",
+        )
+        return None
+
+    def identity(self, spec: Any) -> Path | None:
+        """A private key file for this host; read by the local ssh, so expanded here."""
+        raw = self.string(spec, "identity", "identity")
+        if raw is None:
+            return None
+        pos = _val_pos(spec, "identity")
+        if any(not c.isprintable() for c in raw) or "%" in raw:
+            self.add(
+                pos, "identity must not contain control characters or '%' (ssh expands it)"
+            )
+            return None
+        return self.expand(raw, pos, "identity")
+
+    def host_home(self, spec: Any) -> str | None:
+        """The mosaic home on the host: kept as written (`~` is the host's), and given to
+        the host's mosaic as one quoted argument."""
+        raw = self.string(spec, "home", "home")
+        if raw is None:
+            return None
+        pos = _val_pos(spec, "home")
+        if any(not c.isprintable() for c in raw):
+            self.add(pos, "home must not contain control characters")
+            return None
+        if not (raw.startswith("/") or raw == "~" or raw.startswith("~/")):
+            self.add(
+                pos, f"home {raw!r} must be an absolute path on the host, or start with ~/"
+            )
+            return None
+        return raw
 
     # -- custom runtimes
 

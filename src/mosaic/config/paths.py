@@ -51,20 +51,12 @@ class Paths:
     def agents_dir(self) -> Path:
         return self.run / "agents"
 
-    def agent_record(self, agent: str) -> Path:
-        return self.agents_dir / f"{agent}.json"
-
     def agent_record_lock(self, agent: str) -> Path:
         return self.agents_dir / f"{agent}.lock"
 
     def send_lock(self, agent: str) -> Path:
         """Serializes everything that types into one agent (send, approve, the outbox)."""
         return self.run / "send" / f"{agent}.lock"
-
-    @property
-    def supervisor_record(self) -> Path:
-        """Which supervisor runs this fleet, decided once (`supervise.choice`)."""
-        return self.run / "supervisor"
 
     @property
     def tmux_conf(self) -> Path:

@@ -52,9 +52,10 @@ SUPPORTED_VERSION = 1
 
 TOP_KEYS = (
     "version", "transport", "supervisor", "tmux_socket", "defaults", "agents", "runtimes",
-    "notify",
+    "notify", "hosts",
 )  # fmt: skip
-AGENT_KEYS = ("name", "runtime", "workdir", "args", "env", "restart", "stuck_after")
+AGENT_KEYS = ("name", "runtime", "workdir", "args", "env", "restart", "stuck_after", "host")
+HOST_KEYS = ("ssh", "port", "identity", "home")
 DEFAULTS_KEYS = ("workdir", "env", "restart", "stuck_after")
 NOTIFY_KEYS = ("on", "agents", "command", "webhook", "desktop")
 NOTIFY_KINDS = ("command", "webhook", "desktop")
@@ -92,6 +93,9 @@ class Agent:
     env: tuple[tuple[str, str], ...] = ()
     restart: RestartPolicy = RestartPolicy.ON_FAILURE
     stuck_after: float = DEFAULT_STUCK_AFTER_S
+    # The roster host it runs on (docs/hosts.md); None is this machine. A remote agent's
+    # workdir is None here: it is the host's to expand, from the roster text sent there.
+    host: str | None = None
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -121,6 +125,17 @@ class NotifyTarget:
 
 
 @dataclass(frozen=True)
+class Host:
+    """A machine reached over SSH that supervises its own agents (docs/hosts.md)."""
+
+    name: str
+    ssh: str  # `[user@]host`, validated: never read as an ssh option
+    port: int | None = None
+    identity: Path | None = None  # expanded here: the key is read by the local ssh
+    home: str | None = None  # a path on the host, expanded there; None: the host's default
+
+
+@dataclass(frozen=True)
 class Roster:
     path: Path
     version: int = 1
@@ -132,6 +147,7 @@ class Roster:
     # built-in name (validation rejects it), so there is never a clash to resolve.
     runtimes: dict[str, Runtime] = field(default_factory=dict, compare=False, hash=False)
     notify: tuple[NotifyTarget, ...] = ()
+    hosts: tuple[Host, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -149,6 +165,16 @@ class Roster:
     def select(self, name: str | None) -> list[Agent]:
         """One named agent (unknown is a usage error) or the whole fleet."""
         return [self.agent(name)] if name else list(self.agents)
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)  # the checker makes every agent's host a declared one
+
+    @property
+    def local_agents(self) -> list[Agent]:
+        return [a for a in self.agents if a.host is None]
 
 
 
@@ -188,6 +214,6 @@ def program_uses(roster: Roster) -> list[programs.Use]:
     when its env sets one."""
     return [
         (roster.runtime_for(a).program, a.runtime, a.name, a.env_dict.get("PATH"))
-        for a in roster.agents
+        for a in roster.local_agents  # a remote agent's program is its host's to find
     ]
 

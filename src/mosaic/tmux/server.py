@@ -59,7 +59,9 @@ def make_tmux(paths: Paths, socket: str) -> Tmux:
 
 
 def write_conf(paths: Paths) -> None:
-    """The server's config and the tick script it schedules (rewritten only when changed)."""
+    """The server's config and the tick script it schedules (rewritten only when changed),
+    and the hooks' error log, created private here: the hooks append to it through a shell
+    redirect, which would create it under the server's umask."""
     for path, text, mode in (
         (paths.tmux_tick, TICK_SCRIPT, 0o700),
         (paths.tmux_conf, TMUX_CONF, 0o600),
@@ -70,6 +72,8 @@ def write_conf(paths: Paths) -> None:
         except FileNotFoundError:
             pass
         atomic_write(path, text.encode(), mode=mode)
+    fd = os.open(paths.hooks_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.close(fd)
 
 
 def hook_environment(paths: Paths, socket: str, python: str | None = None) -> dict[str, str]:

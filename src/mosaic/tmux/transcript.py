@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mosaic.base.fs import ensure_dir
@@ -100,11 +100,14 @@ def tail(log: Path, n: int) -> list[str]:
     return lines[-n:] if n > 0 else lines
 
 
-def follow(log: Path, interval: float = 0.25) -> Iterator[str]:
-    """Yield cleaned text appended to `log`, surviving rotation (like `tail -F`)."""
+def follow(
+    log: Path, interval: float = 0.25, stop: Callable[[], bool] = lambda: False
+) -> Iterator[str]:
+    """Yield cleaned text appended to `log`, surviving rotation (like `tail -F`), until
+    `stop()` says so (it is asked while idle)."""
     position = log.stat().st_size if log.exists() else 0
     inode = log.stat().st_ino if log.exists() else None
-    while True:
+    while not stop():
         try:
             st = log.stat()
         except FileNotFoundError:

@@ -22,10 +22,12 @@ MAX_LAST = 1000
 
 
 def status_document(paths: Paths) -> dict[str, Any]:
-    """`status --json`."""
-    from mosaic.agents.status import fleet_status
+    """`status --json`: every machine's agents (a host that cannot report says so in the
+    document's `hosts`)."""
+    from mosaic.hosts.status import document
 
-    return fleet_status(paths, None)
+    doc, _ = document(paths, None)
+    return doc
 
 
 def check_agent(paths: Paths, name: str) -> None:
@@ -74,12 +76,19 @@ def event_lines(
 
 
 def screen(paths: Paths, name: str) -> dict[str, Any]:
-    """What `capture AGENT` shows, with the terminal's colours as HTML (`sgr.to_html`)."""
+    """What `capture AGENT` shows, with the terminal's colours as HTML (`sgr.to_html`). An
+    agent on another machine is asked through `capture` there (its text, without colours)."""
+    from mosaic.config.load import load
     from mosaic.fleet import open_fleet
+    from mosaic.hosts import route
     from mosaic.tmux.panes import capture_many, list_panes
 
-    fleet = open_fleet(paths)
-    fleet.roster.agent(name)
+    roster = load(paths.roster, cache_dir=paths.run)
+    host = route.remote_for(paths, roster, name)
+    if host is not None:
+        text = host.call(["capture", name]).out.decode("utf-8", "replace")
+        return screen_document(name, text, False, 0, 0)
+    fleet = open_fleet(paths, roster=roster)
     pane = (list_panes(fleet.tmux) or {}).get(name)
     if pane is None:
         raise OperationFailed(f"agent {name} is not running (no session)")
@@ -101,16 +110,12 @@ def screen_document(
 
 
 def send(paths: Paths, name: str, message: str, timeout: float) -> dict[str, Any]:
-    """`send AGENT MESSAGE --json`: typed with proof (send/delivery.py)."""
-    from mosaic.fleet import open_fleet
+    """`send AGENT MESSAGE --json`: typed with proof, on whichever machine the agent is."""
+    from mosaic.hosts import sending
     from mosaic.send import delivery
 
     delivery.check_message(message)
-    fleet = open_fleet(paths)
-    agent = fleet.roster.agent(name)
-    targets = [(agent.name, fleet.roster.runtime_for(agent))]
-    results = delivery.send(fleet.tmux, fleet.paths, targets, message, timeout, True)
-    return {"results": [r.as_json() for r in results]}
+    return sending.results_json(sending.send_named(paths, [name], message, timeout, True))
 
 
 QUEUE_AVAILABLE = False
@@ -130,19 +135,14 @@ def queue(paths: Paths, name: str, message: str) -> dict[str, Any]:
 
 
 def lifecycle(paths: Paths, name: str, action: Lifecycle) -> dict[str, Any]:
-    """`start|stop|restart AGENT`, with the report lines the command prints."""
-    from mosaic import supervise
-    from mosaic.fleet import open_fleet
+    """`start|stop|restart AGENT`, on whichever machine it is, with the report lines the
+    command prints."""
+    from mosaic.hosts import lifecycle as machines
+    from mosaic.hosts import route
 
-    # As on the command line: only a stop never decides the supervisor.
-    fleet = open_fleet(paths, deciding=action != "stop")
-    agents = fleet.roster.select(name)
-    if action == "start":
-        lines = supervise.start(fleet, agents)
-    elif action == "stop":
-        lines = supervise.stop(fleet, agents, whole=False)
-    else:
-        lines = supervise.restart(fleet, agents, whole=False)
+    done = machines.run(paths, name, action)
+    route.raise_failures(done)
+    lines = [line for d in done for line in d.value or []]
     return {"agent": name, "action": action, "ok": True, "lines": lines}
 
 

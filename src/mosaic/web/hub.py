@@ -297,10 +297,17 @@ class _Feed:
                 self._screen(name, text, pane)
             if not watched:
                 self._classify(name, text, pane)
+        remote = {a.name for a in fleet.roster.agents if a.host is not None}
         for name in forced - set(look.screens):
             mark = look.marks.get(name)
+            if name in remote:
+                # On another machine: its screen as `capture` there shows it, once, when a
+                # page asks (live updates stream for this machine's agents).
+                doc = actions.screen(self.paths, name)
+                self.publish(Message("screen", json.dumps(doc, ensure_ascii=False), agent=name))
+                continue
             if mark is None:
-                doc = actions.screen_document(name, "", True, 0, 0)
+                doc = {**actions.screen_document(name, "", True, 0, 0), "running": False}
                 self.publish(Message("screen", json.dumps(doc), agent=name))
                 continue
             # A dead pane, which the detector never captures: what tmux left on it (the

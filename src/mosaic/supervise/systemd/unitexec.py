@@ -66,8 +66,10 @@ while read -r st < "/proc/$pid/stat"; do
 done 2>/dev/null
 exec "$@"
 """
-# After the runtime is gone, tmux needs a moment to mark the pane dead and keep its status.
-PANE_DEAD_WAIT_S = 2.0
+# After the runtime is gone, tmux needs a moment to mark the pane dead and keep its status;
+# when tmux 3.3a leaves the process unreaped, only the server's next tick (every 2 s,
+# docs/architecture.md "The tick") makes it do so: wait through more than one tick.
+PANE_DEAD_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)

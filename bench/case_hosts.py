@@ -1,0 +1,173 @@
+"""`status --json` across hosts (docs/hosts.md, "Scaling"): the controller asks every host
+at once over its multiplexed connection, so a fleet over N hosts should cost about one
+host's own `status` plus one SSH round trip, whatever N.
+
+The hosts are the test lab's (tests/hostlab.py: network namespaces with their own sshd),
+10 `shell` agents each, so this needs root. A host's own status is measured as the budget
+names it: `ssh HOST mosaic fleet status --json` over the open connection, i.e. the host's
+own status plus one SSH round trip, with no controller in between. Every lab host shares
+this machine's CPUs, which real hosts do not: N hosts answering at once here compete for
+the same cores. So each fan-out is measured against two baselines, sampled in the same
+rounds so that each sees the same machine load:
+
+* solo: the slowest host's own status + RTT, one host at a time (the budget's baseline);
+* together: every host's own status + RTT started at the same moment, as the fan-out makes
+  them run: what N hosts cost on shared cores, so the ratio is what the controller adds.
+
+The controller's own CPU per added host (its process and its ssh clients) and the memory
+of a control master are reported too: that is what grows with N on a real network, where
+each host brings its own CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from benchlib import MOSAIC, Row, base_env, rss_kib, run_cmd
+
+from mosaic.config.load import load
+from mosaic.hosts.ssh import Link
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+AGENTS_PER_HOST = 10
+HOSTS = 8
+SIZES = (1, 4, HOSTS)
+REPEAT = 9
+
+
+def _roster(lab: object, names: list[str]) -> str:
+    from hostlab import Lab
+
+    assert isinstance(lab, Lab)
+    body = "version: 1\n" + lab.hosts_yaml(*names) + "agents:\n"
+    for name in names:
+        for i in range(AGENTS_PER_HOST):
+            body += f"  - {{name: {name}-a{i}, runtime: shell, host: {name}}}\n"
+    return body
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run() -> list[Row]:
+    from hostlab import Lab, LabHost, available
+
+    why = available()
+    if why is not None:
+        print(f"# case_hosts skipped: {why}", file=sys.stderr)
+        return []
+    lab = Lab.create()
+    saved_path = os.environ.get("PATH", "")
+    tmux_dir = tempfile.mkdtemp(prefix="mbh-")
+    try:
+        names = [f"h{i}" for i in range(1, HOSTS + 1)]
+        hosts = [lab.add(n) for n in names]
+        # One controller home per roster size: each keeps its own parsed-roster cache (one
+        # slot per home), as a user's single roster would, and its own connections.
+        envs, rosters = {}, {}
+        for n in SIZES:
+            path = lab.dir / f"roster-{n}.yaml"
+            path.write_text(_roster(lab, names[:n]))
+            rosters[n] = path
+            envs[n] = lab.env(base_env(
+                MOSAIC_HOME=str(lab.dir / f"controller-{n}"), MOSAIC_FLEET_ROSTER=str(path),
+                MOSAIC_TMUX_SOCKET=f"b{uuid.uuid4().hex[:8]}", MOSAIC_FLEET_SUPERVISOR="tmux",
+                TMUX_TMPDIR=tmux_dir, SHELL="/bin/bash",
+            ))  # fmt: skip
+        env = envs[HOSTS]
+        home = lab.dir / f"controller-{HOSTS}"
+        run_cmd([MOSAIC, "fleet", "start"], env)
+        roster_hosts = load(rosters[HOSTS], env=env).hosts
+
+        def status(n: int) -> None:
+            run_cmd([MOSAIC, "fleet", "status", "--json"], envs[n])
+
+        ssh_dir = home / "fleet" / "run" / "ssh"
+
+        def over_ssh(h: LabHost, command: str) -> list[str]:
+            """ssh straight to `h` over the controller's open master, no mosaic here."""
+            return [str(lab.bin / "ssh"), "-o", f"ControlPath={h.name}", "-T", "--", h.target,
+                    command]  # fmt: skip
+
+        def own(hs: list[LabHost]) -> None:
+            """Each host's own `status --json`, run there by its mosaic (all at once):
+            what the hosts cost plus one round trip, with no controller in between."""
+            procs = [subprocess.Popen(over_ssh(h, "mosaic fleet status --json"), cwd=ssh_dir,
+                                      stdout=subprocess.DEVNULL) for h in hs]  # fmt: skip
+            for p in procs:
+                p.wait()
+
+        # Every figure is sampled in the same rounds, so each sees the same machine load.
+        measures: dict[str, Callable[[], object]] = {
+            "rtt": partial(subprocess.run, over_ssh(hosts[0], "true"), cwd=ssh_dir, check=True)
+        }
+        for h in hosts:
+            measures[f"own {h.name}"] = partial(own, [h])
+        for n in SIZES:
+            measures[f"fan {n}"] = partial(status, n)
+            measures[f"together {n}"] = partial(own, hosts[:n])
+        for n in SIZES:
+            status(n)  # opens the connections, fills the roster cache
+        samples: dict[str, list[float]] = {k: [] for k in measures}
+        for _ in range(REPEAT):
+            for key, fn in measures.items():
+                t0 = time.perf_counter()
+                fn()
+                samples[key].append(time.perf_counter() - t0)
+        m = {k: statistics.median(v) for k, v in samples.items()}
+        rtt = m["rtt"]
+
+        rows: list[Row] = []
+        for n in SIZES:
+            slowest = max(m[f"own {h.name}"] for h in hosts[:n])
+            label = f"hosts: status --json, {n} host{'s' if n > 1 else ''} x {AGENTS_PER_HOST}"
+            # With one host nothing is shared, so solo is the budget's own comparison; with
+            # more, lab hosts share this machine's cores and "together" is the fair one.
+            rows.append(Row(f"{label} (vs solo)", m[f"fan {n}"], "slowest own status + RTT",
+                            slowest, target=1.5 if n == 1 else None))  # fmt: skip
+            if n > 1:
+                rows.append(Row(f"{label} (vs together)", m[f"fan {n}"],
+                                f"{n} own statuses at once + RTT", m[f"together {n}"],
+                                target=1.5))  # fmt: skip
+        rows.append(Row(f"hosts: status, {HOSTS} hosts vs 4", m[f"fan {HOSTS}"], "4 hosts",
+                        m["fan 4"]))  # fmt: skip
+        rows.append(Row("hosts: one SSH round trip (open master)", rtt,
+                        "own status + RTT, h1", m["own h1"]))  # fmt: skip
+
+        cpu: dict[int, float] = {}
+        for n in (1, HOSTS):
+            before = _children_cpu()
+            for _ in range(REPEAT):
+                # The controller alone: its process and ssh clients are our children; the
+                # hosts' work is sshd's children, in the namespaces.
+                status(n)
+            cpu[n] = (_children_cpu() - before) / REPEAT
+        per_host = (cpu[HOSTS] - cpu[1]) / (HOSTS - 1)
+        rows.append(Row("hosts: controller CPU per added host", per_host,
+                        "controller CPU, 1 host", cpu[1]))  # fmt: skip
+        os.environ["PATH"] = env["PATH"]  # the lab's ssh, never this user's ~/.ssh
+        masters = [Link(h, ssh_dir).master_pid() for h in roster_hosts]
+        rss = [rss_kib(pid) for pid in masters if pid is not None]
+        if rss:
+            rows.append(Row("hosts: ssh control master RSS per host", sum(rss) / len(rss),
+                            "-", 1.0, unit="KiB"))  # fmt: skip
+        run_cmd([MOSAIC, "fleet", "stop"], env, check=False)
+        return rows
+    finally:
+        os.environ["PATH"] = saved_path
+        lab.close()
+        shutil.rmtree(tmux_dir, ignore_errors=True)

@@ -37,6 +37,7 @@ FLEET_COMMANDS: dict[str, str] = {
     "events": "mosaic.cli.events_cmd:events_cmd",
     "approve": "mosaic.cli.approve_cmd:approve_cmd",
     "outbox": "mosaic.cli.outbox_cmd:outbox_cmd",
+    "web": "mosaic.cli.web_cmd:web_cmd",
 }
 # Not for people: what a controller runs on a host over SSH (docs/hosts.md); never listed.
 HOST_COMMANDS: dict[str, str] = {

@@ -79,9 +79,9 @@ def message_from(raw: str) -> tuple[str, str | None]:
             raw = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             return "", f"the message on stdin is not UTF-8 ({exc.reason})"
-    if not raw.strip():
-        return raw, "the message is empty"
-    return raw, None
+    from mosaic.send.text import problem
+
+    return raw, problem(raw)
 
 
 def run(args: list[str]) -> int | None:

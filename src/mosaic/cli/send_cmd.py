@@ -100,24 +100,18 @@ def send_cmd(
         _queue(ctx, agents, all_agents, message, ttl, max_attempts, wait, timeout, as_json)
 
     from mosaic.config.load import load
-    from mosaic.fleet import open_fleet
     from mosaic.hosts import sending
     from mosaic.send.outcome import Outcome, exit_code
 
     paths = paths_of(ctx)
-    roster = load(paths.roster, cache_dir=paths.run)
     if all_agents:
-        agents = roster.names
+        agents = load(paths.roster, cache_dir=paths.run).names
         if not agents:
             raise UsageError("the roster has no agents")
-    # Every name is checked before anything is typed anywhere.
-    chosen = [roster.agent(name) for name in agents]
-    # This machine's fleet only when one of its agents is a target.
-    fleet = open_fleet(paths, roster=roster) if any(a.host is None for a in chosen) else None
-    sent = sending.send(paths, roster, fleet, chosen, message, timeout, not no_verify)
+    sent = sending.send_named(paths, agents, message, timeout, not no_verify)
     results = [r for r, _ in sent]
     if as_json:
-        echo_json({"results": [{**r.as_json(), "host": host} for r, host in sent]})
+        echo_json(sending.results_json(sent))
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"
@@ -150,14 +144,8 @@ def _queue(ctx: click.Context, agents: list[str], all_agents: bool, message: str
         agents = roster.names
         if not agents:
             raise UsageError("the roster has no agents")
-    chosen = [roster.agent(name) for name in agents]  # unknown names: nothing stored
-    remote = [f"{a.name} (on {a.host})" for a in chosen if a.host is not None]
-    if remote:
-        raise UsageError(
-            f"the outbox queues only for agents on this machine, not {', '.join(remote)}: "
-            "send to it directly, or queue on its host"
-        )
-    names = [a.name for a in chosen]
+    names = [roster.agent(name).name for name in agents]  # unknown names: nothing stored
+    outbox.require_local(roster, names)
     attempts = outbox.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
     ids = outbox.enqueue(paths, names, message, seconds, attempts)
     if not wait:

@@ -38,7 +38,7 @@ from mosaic.agents.liveness import runtime_alive
 from mosaic.base.flock import exclusive
 from mosaic.config.paths import Paths
 from mosaic.config.runtimes import Runtime
-from mosaic.errors import MosaicError
+from mosaic.errors import MosaicError, UsageError
 from mosaic.screen.classify import Activity, Screen, classify, input_text, message_in_input, queued
 from mosaic.send.judge import (
     DEFAULT_TIMEOUT_S,
@@ -55,6 +55,7 @@ from mosaic.send.judge import (
     unique,
 )
 from mosaic.send.outcome import Outcome, Result
+from mosaic.send.text import problem
 from mosaic.tmux.client import Tmux
 from mosaic.tmux.panes import Pane, View, list_panes, observe
 
@@ -71,6 +72,14 @@ def paste(tmux: Tmux, pane_id: str, data: bytes) -> None:
         tmux.run("delete-buffer", "-b", name, check=False)
         err = proc.stderr.decode("utf-8", errors="replace").strip()
         raise MosaicError(f"tmux paste-buffer: {err or f'exit {proc.returncode}'}")
+
+
+def check_message(text: str) -> str:
+    """A message of nothing but whitespace is a usage error (every front end says so alike)."""
+    why = problem(text)
+    if why is not None:
+        raise UsageError(why)
+    return text
 
 
 @dataclass(frozen=True)

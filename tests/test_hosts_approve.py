@@ -44,8 +44,15 @@ def test_approve_and_deny_a_remote_agents_dialog(
     ok(env, "start")
     wait_until(lambda: all_running(env, ["loc", "r1"]), timeout=40, what="running")
 
-    def waiting() -> bool:
-        return bool(rows(env)["r1"]["activity"] == "awaiting_approval")
+    def dialogs() -> list[dict[str, Any]]:
+        out = ok(env, "events", "r1", "--json", "--type", "awaiting_approval").out
+        return [json.loads(line) for line in out.splitlines()]
+
+    def waiting(events: int = 0) -> bool:
+        # The dialog on screen and, once it has held past the debounce, h1's watcher's
+        # event for it (approving sooner would leave no event to merge).
+        shown = rows(env)["r1"]["activity"] == "awaiting_approval"
+        return bool(shown and (events == 0 or len(dialogs()) >= events))
 
     # Nothing waits: nothing is typed there, exit 1, as locally.
     code, doc = _approve(env, "r1")
@@ -53,7 +60,7 @@ def test_approve_and_deny_a_remote_agents_dialog(
     assert doc["host"] == "h1" and doc["ok"] is False
 
     ok(env, "send", "r1", "rm the build dir")
-    wait_until(waiting, timeout=30, what="r1's dialog")
+    wait_until(lambda: waiting(1), timeout=30, what="r1's dialog")
     code, doc = _approve(env, "r1")
     assert code == 0, doc
     assert {k: doc[k] for k in ("agent", "outcome", "ok", "keys", "host")} == {
@@ -64,14 +71,13 @@ def test_approve_and_deny_a_remote_agents_dialog(
     assert "reply #1: rm the build dir" in _screen(env, "r1")
 
     ok(env, "send", "r1", "and the cache")
-    wait_until(waiting, timeout=30, what="r1's second dialog")
+    wait_until(lambda: waiting(2), timeout=30, what="r1's second dialog")
     res = mosaic(env, "approve", "r1", "--deny")
     assert res.code == 0 and res.out.startswith("r1: denied (typed n, "), res.out + res.err
     wait_until(lambda: "reply #2: denied" in _screen(env, "r1"), timeout=15, what="denied")
     assert recording(rec) == ["rm the build dir", "and the cache"]
     # The dialogs were events on h1, merged here with its name.
-    found = [json.loads(line) for line in
-             ok(env, "events", "r1", "--json", "--type", "awaiting_approval").out.splitlines()]
+    found = dialogs()
     assert len(found) == 2 and {e["host"] for e in found} == {"h1"}
     # A local agent of the same fleet: its document names this machine.
     code, doc = _approve(env, "loc")

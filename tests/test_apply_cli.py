@@ -164,6 +164,9 @@ def test_each_kind_of_change_is_applied_and_nothing_else_is_touched(
     assert os.readlink(f"/proc/{after['w']['pid']}/cwd") == str(d2)
     assert str(records(env)["p"].restart_policy) == "always"
     assert "gone" not in records(env)
+    # An agent apply stopped was stopped by an operator, as far as the event log goes.
+    lines = ok(env, "events", "--type", "stopped", "--json").out.splitlines()
+    assert "gone" in [json.loads(line)["agent"] for line in lines]
     assert not any(r["drift"] for r in after.values())
 
     # Applying again finds nothing to do and touches nothing.

@@ -149,6 +149,9 @@ def test_send_interrupted_mid_delivery(fleet_env: dict[str, str], tmp_path: Path
     send = _start(fleet_env, "send", "--timeout", "600", "d1", "held in the input")
     wait_until(lambda: lock.exists() and not lock_is_free(lock), timeout=30,
                what="send holding d1's send lock")  # fmt: skip
+    # Interrupted mid-delivery: after the paste, while the submit key is being retried.
+    wait_until(lambda: "held in the input" in tmux(fleet_env, "capture-pane", "-p", "-t", "=d1:"),
+               timeout=30, what="the message pasted")  # fmt: skip
     code, out, err = _ctrl_c(send)
     assert (code, out, err) == (130, "", INTERRUPTED)
     assert lock_is_free(lock)

@@ -335,6 +335,16 @@ REGRESSIONS: list[tuple[str, str | bytes, list[str]]] = [
         ],
     ),
     (
+        "yaml-directive-of-an-unknown-1x",  # AssertionError from inside ruamel
+        "%YAML 1.3\n---\nversion: 1\n",
+        [f"{F}:1:7: YAML syntax error: unsupported YAML version '1.3' (use 1.1 or 1.2)"],
+    ),
+    (
+        "yaml-directive-of-version-2",  # was ruamel's own message, at the line start
+        "%YAML 2.0\n---\nversion: 1\n",
+        [f"{F}:1:7: YAML syntax error: unsupported YAML version '2.0' (use 1.1 or 1.2)"],
+    ),
+    (
         "duplicate-merge-keys",  # DuplicateKeyError escaped: fatal even when duplicates are allowed
         "version: 1\n<<: {a: 1}\n<<: {b: 2}\n",
         [f"{F}:3:1: duplicate key '<<' (first at line 2)"],

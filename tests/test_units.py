@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mosaic.config.paths import Paths
-from mosaic.config.roster import Agent, RestartPolicy, Roster
+from mosaic.config.roster import Agent, Host, RestartPolicy, Roster
 from mosaic.errors import ConfigError
 from mosaic.supervise.systemd import install, systemctl, units
 
@@ -88,6 +88,18 @@ def test_render_all_lists_every_file_in_a_stable_order() -> None:
         Path("/u/mosaic-agent@coder0.service.d/10-mosaic.conf"),
         Path("/u/mosaic-agent@reviewer.service.d/10-mosaic.conf"),
         Path("/u/mosaic-agent@one-shot.service.d/10-mosaic.conf"),
+    ]
+
+
+def test_a_hosts_agents_get_no_units_here() -> None:
+    """An agent on another host is supervised there (its units are that host's)."""
+    roster = Roster(
+        path=ROSTER.path,
+        agents=(Agent("here", "shell"), Agent("there", "shell", host="gpu1")),
+        hosts=(Host("gpu1", "dev@10.1.2.3"),),
+    )
+    assert list(units.render_all(CTX, roster, Path("/u")))[3:] == [
+        Path("/u/mosaic-agent@here.service.d/10-mosaic.conf"),
     ]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mosaic import supervise
 from mosaic.agents import state
@@ -30,10 +30,12 @@ from mosaic.agents.settings import effective
 from mosaic.agents.state import AgentState
 from mosaic.agents.teardown import kill_session, kill_tree
 from mosaic.apply.plan import Action, Observed, Plan, Step, UnitChange, compute
+from mosaic.config.eventtypes import EventType
 from mosaic.config.roster import Supervisor
 from mosaic.config.runtimes import UNKNOWN, Runtime
 from mosaic.errors import MosaicError
 from mosaic.fleet import Fleet
+from mosaic.store import events
 from mosaic.tmux.panes import list_panes
 
 if TYPE_CHECKING:
@@ -72,6 +74,23 @@ class Report:
     @property
     def failed(self) -> bool:
         return self.unit_error is not None or any(not o.ok for o in self.outcomes.values())
+
+    def to_doc(self, dry_run: bool, supervisor: str) -> dict[str, Any]:
+        """`apply --json`: the plan, and for a real run what became of each step (the
+        document a controller merges from every machine, docs/hosts.md)."""
+        doc: dict[str, Any] = {"dry_run": dry_run, "supervisor": supervisor,
+                               **self.plan.to_doc()}  # fmt: skip
+        for row in doc["agents"]:
+            outcome = self.outcomes.get(row["name"])
+            row["result"] = None if outcome is None else ("ok" if outcome.ok else "failed")
+            row["error"] = None if outcome is None else outcome.error
+            # What the supervisor did, e.g. "stopped", "started (pid 4242)".
+            row["done"] = [] if outcome is None else [
+                line.removeprefix(f"{row['name']}: ") for line in outcome.lines
+            ]  # fmt: skip
+        doc["units_error"] = self.unit_error
+        doc["ok"] = not self.failed
+        return doc
 
 
 def prepare(fleet: Fleet) -> Prepared:
@@ -142,6 +161,10 @@ def execute(fleet: Fleet, prepared: Prepared, progress: Callable[[], None]) -> R
         preflight(fleet.roster, starting)  # nothing is done when one of them cannot start
     outcomes = _each(plan.of(Action.STOP), lambda s: _stop_left(fleet, s, prepared.records),
                      progress)  # fmt: skip
+    # Agents that left without ever running (nothing to stop) may have messages waiting too.
+    from mosaic import outbox
+
+    outbox.fail_absent(fleet.paths, fleet.roster.names)
     unit_lines: list[str] = []
     unit_error = None
     if prepared.units is not None:
@@ -220,6 +243,8 @@ def _stop_left(fleet: Fleet, step: Step, records: dict[str, AgentState]) -> list
         kill_tree(fleet.tmux, pane, runtime)
         kill_session(fleet.tmux, name)
         lines.append(f"{name}: stopped" if not pane.dead else f"{name}: session removed")
+    if lines:
+        events.record(fleet.paths.db, [events.draft(name, EventType.STOPPED)])
     state.forget(fleet.paths, name)
     on_left_roster(fleet, [name])
     return lines or [f"{name}: not running"]
@@ -232,6 +257,8 @@ def _runtime_of(fleet: Fleet, record: AgentState | None) -> Runtime:
 
 
 def on_left_roster(fleet: Fleet, names: list[str]) -> None:
-    """The outbox's queued messages for agents that left the roster become `failed` with
-    a reason here, once the outbox (store/outbox.py) exists; until then there is nothing
-    queued to fail."""
+    """The outbox's messages still waiting for agents that left the roster become `failed`
+    with a reason (and a `delivery_failed` event each), never silently dropped."""
+    from mosaic import outbox
+
+    outbox.fail_left(fleet.paths, names)

@@ -90,6 +90,25 @@ def exclusive(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
+@contextmanager
+def attempt(path: Path) -> Iterator[bool]:
+    """Hold an exclusive flock on `path` for the block if it is free now (True), else run
+    the block without it (False); never waits. For work that can come back later."""
+    fd = open_lock_file(path)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            fd = -1
+            yield False
+        else:
+            yield True
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def held(path: Path) -> bool:
     """Whether any process holds an exclusive flock on `path` right now; never waits and
     never creates the file (none means not held). Probes with a shared lock, dropped at

@@ -1,12 +1,12 @@
 """Thin click layer: parse, call the library, render.
 
 `main` answers `mosaic --version`, `fleet validate` of an unchanged roster,
-`fleet status --json`, `fleet events --json` and a TAB for agent or runtime names before
-importing click (a third of a bare interpreter's start-up on its own), so the most common
-health checks, scripts and completions stay near interpreter speed. Each fast path answers
-exactly as the click command would, or returns None and leaves the argv to click. For
-`fleet status` of a fleet with hosts, the hosts are asked before click loads
-(`hosts.prefetch`).
+`fleet status --json`, `fleet events --json`, `fleet send --queue` and a TAB for agent or
+runtime names before importing click (a third of a bare interpreter's start-up on its own),
+so the most common health checks, scripts and completions stay near interpreter speed.
+Each fast path answers exactly as the click command would, or returns None and leaves the
+argv to click. For `fleet status` of a fleet with hosts, the hosts are asked before click
+loads (`hosts.prefetch`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def _fast(args: list[str]) -> int | None:
 
         sys.stdout.write(f"mosaic {__version__}\n")
         return 0
+    if "--queue" in args and "send" in args:
+        from mosaic.cli import quicksend
+
+        status = quicksend.run(args)
+        if status is not None:
+            return status
     if args[-1:] == ["validate"]:
         from mosaic.cli import quickvalidate
 

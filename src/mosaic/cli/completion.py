@@ -76,7 +76,7 @@ def complete_runtimes(
 def complete_hosts(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    """The roster's hosts (none until hosts exist); for a future `--host` option."""
+    """The fleet's machines: `local` and the roster's hosts (`events --host`)."""
     found = _names(ctx)
     return [] if found is None else _items("hosts", found, incomplete)
 

@@ -36,6 +36,8 @@ FLEET_COMMANDS: dict[str, str] = {
     "runtimes": "mosaic.cli.runtimes_cmd:runtimes_cmd",
     "events": "mosaic.cli.events_cmd:events_cmd",
     "approve": "mosaic.cli.approve_cmd:approve_cmd",
+    "outbox": "mosaic.cli.outbox_cmd:outbox_cmd",
+    "web": "mosaic.cli.web_cmd:web_cmd",
 }
 # Not for people: what a controller runs on a host over SSH (docs/hosts.md); never listed.
 HOST_COMMANDS: dict[str, str] = {

@@ -1,10 +1,11 @@
-"""Shell completion of agent and runtime names, answered without click when it can be.
+"""Shell completion of agent, runtime and host names, answered without click when it can be.
 
 The shells call `mosaic` with `_MOSAIC_COMPLETE=bash_complete|zsh_complete|fish_complete`
 and the words typed so far (click's protocol; the scripts come from click,
 `_MOSAIC_COMPLETE=bash_source mosaic`). click alone costs more than two bare interpreter
 start-ups, a TAB should cost about as much as `mosaic --version`, so the common questions —
-which agent after `start`, `send`, `logs` …, which runtime after `add … --runtime` — are
+which agent after `start`, `send`, `logs` …, which runtime after `add … --runtime`, which
+machine after `events --host` — are
 answered here from the names cache that every load of the roster keeps
 (`rostercache.put_names`), in exactly the text click would print. Anything else (command
 and option names, quoted words, `=` forms, a roster not loaded since it changed) returns
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
 POSITIONALS = {
     "start": "agent", "stop": "agent", "restart": "agent", "status": "agent",
     "capture": "agent", "watch": "agent", "attach": "agent", "logs": "agent",
-    "remove": "agent", "send": "agents",
+    "remove": "agent", "send": "agents", "events": "agent", "approve": "agent",
+    "outbox": "agent",
 }  # fmt: skip
 # What the value of an option completes to.
-OPTION_VALUES = {("add", "--runtime"): "runtimes"}
+OPTION_VALUES = {("add", "--runtime"): "runtimes", ("events", "--host"): "hosts"}
 
 
 def names(flags: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, list[Any]] | None:

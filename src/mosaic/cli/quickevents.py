@@ -5,7 +5,8 @@ costs more than the dump. When the argv is exactly `fleet [--mosaic-home H] [--r
 events --json [--since S] [--type T]...` (no AGENT, no --follow) and every value is valid,
 the lines are printed from here with the same SQL `store.events` uses; in every other case
 `run` returns None and click answers (errors included), so output and exit status are the
-same either way. Imports stay within `os`, `sys`, `time`, `sqlite3`.
+same either way. A roster that declares hosts (or may: `hosts.declared`) is a fleet whose
+machines' logs click merges. Imports stay within `os`, `sys`, `time`, `sqlite3`.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ def run(args: list[str]) -> int | None:
         since_ts = eventlines.iso(parsed[1]) if parsed[1] is not None else None
     home_flag = flags.get("--mosaic-home", [])
     roster_flag = flags.get("--roster", [])
-    home, _ = locate.home_and_roster(
+    home, roster = locate.home_and_roster(
         home_flag[0] if home_flag else None, roster_flag[0] if roster_flag else None, os.environ
     )
+    if _hosts_maybe(home, roster):
+        return None
     path = locate.db_file(home)
     if not os.path.exists(path):
         return 0
@@ -93,3 +96,15 @@ def run(args: list[str]) -> int | None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
     return 0
+
+
+def _hosts_maybe(home: str, roster: str) -> bool:
+    """Whether the roster declares hosts, or only loading it could tell."""
+    from mosaic.hosts.declared import declares
+
+    try:
+        with open(roster, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False  # no roster: this machine's log alone, as click reads it too
+    return declares(locate.run_dir(home), data) is not False

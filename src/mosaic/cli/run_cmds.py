@@ -14,9 +14,7 @@ from mosaic.cli.completion import complete_agents
 from mosaic.errors import OperationFailed
 
 if TYPE_CHECKING:
-    from mosaic.config.paths import Paths
     from mosaic.fleet import Fleet
-    from mosaic.hosts import route
     from mosaic.tmux.panes import Pane
 
 agent_arg = click.argument("agent", required=False, shell_complete=complete_agents)
@@ -25,48 +23,13 @@ agent_arg = click.argument("agent", required=False, shell_complete=complete_agen
 def _lifecycle(ctx: click.Context, agent: str | None, action: str) -> None:
     """Run one supervisor action on AGENT or the whole fleet, on every machine concerned,
     and print each machine's report (docs/hosts.md)."""
-    from mosaic import supervise
-    from mosaic.config.load import load
-    from mosaic.fleet import open_fleet
-    from mosaic.hosts import merge, route
-    from mosaic.hosts.remote import Remote
+    from mosaic.hosts import lifecycle, route
 
-    paths = paths_of(ctx)
-    roster = load(paths.roster, cache_dir=paths.run)
-    agents = roster.select(agent)
-    whole = agent is None
-    parts = route.split(roster, agents, every_host=whole and action == "stop")
-
-    def local(part: route.Part) -> list[str]:
-        # Opened only for this machine's own agents: a controller of remote agents alone
-        # decides, probes and starts nothing here.
-        fleet = open_fleet(paths, deciding=action != "stop", roster=roster)
-        mine = list(part.agents)
-        if action == "start":
-            return supervise.start(fleet, mine)
-        if action == "stop":
-            return supervise.stop(fleet, mine, whole=whole)
-        return supervise.restart(fleet, mine, whole=whole)
-
-    def remote(host: Remote, part: route.Part) -> list[str]:
-        if action != "stop":
-            # What starts there is what the roster says now.
-            host.push_roster(_host_roster(paths, part))
-        return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
-
-    done = route.each(paths, parts, local, remote)
+    done = lifecycle.run(paths_of(ctx), agent, action)
     for d in done:
         for line in d.value or []:
             click.echo(line)
     route.raise_failures(done)
-
-
-def _host_roster(paths: Paths, part: route.Part) -> bytes:
-    from mosaic.config.load import decode, read
-    from mosaic.hosts import hostroster
-
-    text = decode(read(paths.roster), paths.roster)
-    return hostroster.part_text(text, part.name)
 
 
 @click.command("start")

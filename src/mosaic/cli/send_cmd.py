@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from mosaic.cli.common import echo_json, paths_of
@@ -41,6 +39,16 @@ Agents are served in parallel; the exit code is the worst of them, ranked
 before anything is typed.
 The timeout counts from when this send gets the agent's send lock (another send to the
 same agent finishes first; sends to one agent never interleave).
+
+\b
+With --queue nothing is typed now: one message per agent goes into the outbox, whatever
+the agents are doing (stopped, busy, awaiting approval, not yet started), and their ids
+are printed at once (exit 0). The watcher delivers each agent's messages in order, one
+at a time, when the agent runs and is idle, exactly once; see `mosaic fleet outbox`.
+  mosaic fleet send --queue coder0 'run the tests again'
+  mosaic fleet send --queue --wait --timeout 600 coder0 - < task.md
+--wait then blocks until each is delivered (exit 0) or the --timeout (exit 3; it stays
+queued); a message that failed, expired or was cancelled meanwhile is exit 1.
 """
 
 
@@ -56,6 +64,14 @@ same agent finishes first; sends to one agent never interleave).
     help="Seconds to wait for proof of acceptance, per agent.",
 )
 @click.option("--no-verify", is_flag=True, help="Paste and submit once; do not check the screen.")
+@click.option("--queue", is_flag=True,
+              help="Store in the outbox for the watcher to deliver; print the ids at once.")
+@click.option("--wait", is_flag=True,
+              help="With --queue: block until delivered, or exit 3 at the --timeout.")
+@click.option("--ttl", metavar="DURATION",
+              help="With --queue: expire if not delivered within DURATION (30s, 10m, 2h, 1d).")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None,
+              help="With --queue: attempts not accepted before it fails (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def send_cmd(
@@ -64,30 +80,38 @@ def send_cmd(
     all_agents: bool,
     timeout: float,
     no_verify: bool,
+    queue: bool,
+    wait: bool,
+    ttl: str | None,
+    max_attempts: int | None,
     as_json: bool,
 ) -> None:
+    if not queue:
+        given = [("--wait", wait), ("--ttl", ttl is not None),
+                 ("--max-attempts", max_attempts is not None)]  # fmt: skip
+        for flag, used in given:
+            if used:
+                raise UsageError(f"{flag} goes with --queue")
+    elif no_verify:
+        raise UsageError("--no-verify does not go with --queue (the outbox always verifies)")
     agents, raw = split_args(args, all_agents)
     message = read_message(raw)
+    if queue:
+        _queue(ctx, agents, all_agents, message, ttl, max_attempts, wait, timeout, as_json)
 
     from mosaic.config.load import load
-    from mosaic.fleet import open_fleet
     from mosaic.hosts import sending
     from mosaic.send.outcome import Outcome, exit_code
 
     paths = paths_of(ctx)
-    roster = load(paths.roster, cache_dir=paths.run)
     if all_agents:
-        agents = roster.names
+        agents = load(paths.roster, cache_dir=paths.run).names
         if not agents:
             raise UsageError("the roster has no agents")
-    # Every name is checked before anything is typed anywhere.
-    chosen = [roster.agent(name) for name in agents]
-    # This machine's fleet only when one of its agents is a target.
-    fleet = open_fleet(paths, roster=roster) if any(a.host is None for a in chosen) else None
-    sent = sending.send(paths, roster, fleet, chosen, message, timeout, not no_verify)
+    sent = sending.send_named(paths, agents, message, timeout, not no_verify)
     results = [r for r, _ in sent]
     if as_json:
-        echo_json({"results": [{**r.as_json(), "host": host} for r, host in sent]})
+        echo_json(sending.results_json(sent))
     else:
         for r in results:
             plural = "" if r.attempts == 1 else "s"
@@ -96,6 +120,48 @@ def send_cmd(
                 for line in r.evidence:
                     click.echo(f"  | {line}")
     ctx.exit(exit_code(results))
+
+
+def _queue(ctx: click.Context, agents: list[str], all_agents: bool, message: str,
+           ttl: str | None, max_attempts: int | None, wait: bool, timeout: float,
+           as_json: bool) -> None:  # fmt: skip
+    """`send --queue`: store, print the ids (or, with --wait, how each ended)."""
+    from mosaic import outbox
+    from mosaic.cli.outbox_cmd import queued_lines, waited
+    from mosaic.config.load import load
+    from mosaic.store.outboxrows import parse_ttl
+
+    seconds = None
+    if ttl is not None:
+        seconds = parse_ttl(ttl)
+        if seconds is None:
+            raise UsageError(
+                f"--ttl {ttl!r} is not a duration: 30s, 10m, 2h, 1d, 1h30m or whole seconds"
+            )
+    paths = paths_of(ctx)
+    roster = load(paths.roster, cache_dir=paths.run)
+    if all_agents:
+        agents = roster.names
+        if not agents:
+            raise UsageError("the roster has no agents")
+    names = [roster.agent(name).name for name in agents]  # unknown names: nothing stored
+    outbox.require_local(roster, names)
+    attempts = outbox.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    ids = outbox.enqueue(paths, names, message, seconds, attempts)
+    if not wait:
+        stored = outbox.get(paths, ids)
+        if as_json:
+            echo_json({"messages": [m.as_json() for m in stored]})
+        else:
+            click.echo("\n".join(queued_lines(stored)))
+        ctx.exit(0)
+    final = outbox.wait(paths, ids, timeout)
+    lines, code = waited(final, timeout)
+    if as_json:
+        echo_json({"messages": [m.as_json() for m in final]})
+    else:
+        click.echo("\n".join(lines))
+    ctx.exit(code)
 
 
 def split_args(args: tuple[str, ...], all_agents: bool) -> tuple[list[str], str]:
@@ -110,13 +176,11 @@ def split_args(args: tuple[str, ...], all_agents: bool) -> tuple[list[str], str]
 
 
 def read_message(raw: str) -> str:
-    """`-` reads stdin as UTF-8; a message with nothing but whitespace is a usage error."""
-    if raw == "-":
-        data = sys.stdin.buffer.read()
-        try:
-            raw = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"the message on stdin is not UTF-8 ({exc.reason})") from None
-    if not raw.strip():
-        raise UsageError("the message is empty")
-    return raw
+    """`-` reads stdin as UTF-8; a message with nothing but whitespace is a usage error
+    (the rule `send --queue`'s fast path shares)."""
+    from mosaic.cli.quicksend import message_from
+
+    text, error = message_from(raw)
+    if error is not None:
+        raise UsageError(error)
+    return text

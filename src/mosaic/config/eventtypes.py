@@ -38,7 +38,7 @@ FIELDS: dict[EventType, tuple[str, ...]] = {
     EventType.STUCK: ("busy_s",),
     EventType.SENT: ("outcome", "chars"),
     EventType.DELIVERED: ("id",),
-    EventType.DELIVERY_FAILED: ("id",),
+    EventType.DELIVERY_FAILED: ("id", "reason"),
     EventType.NOTIFY_FAILED: ("target", "error"),
     EventType.WATCHER_STARTED: ("pid",),
 }

@@ -189,12 +189,15 @@ def put_outcome(
 
 
 def names_of(roster: Roster) -> dict[str, list[Any]]:
-    """What shell completion offers for a roster: agents (with their runtime, shown as
-    help), runtime names, host names (none until the roster has hosts)."""
+    """What shell completion offers for a roster: agents of every machine (with their
+    runtime, shown as help), runtime names, machine names (`local`, then the roster's hosts:
+    the names `status` and `events` give them)."""
+    from mosaic.config.names import LOCAL_HOST
+
     return {
         "agents": [[a.name, a.runtime] for a in roster.agents],
         "runtimes": sorted(roster.runtimes),
-        "hosts": [],
+        "hosts": [LOCAL_HOST, *(h.name for h in roster.hosts)],
     }
 
 

@@ -13,18 +13,39 @@ value into an error at that value's node. Imported only by `yamlio`, with ruamel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from ruamel.yaml.composer import Composer, ComposerError
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, StreamMark, YAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 # Far deeper than any roster (5 levels) and far shallower than ruamel's recursion allows.
 MAX_DEPTH = 64
 _CLIP = 40  # characters of a value quoted back in a message
+
+
+# A `%YAML` directive line; ruamel asserts (AssertionError) on a minor version it lacks.
+_DIRECTIVE = re.compile(r"^%YAML[ \t]+(\S*)", re.MULTILINE)
+VERSIONS = ("1.1", "1.2")
+
+
+def check_directives(text: str) -> None:
+    """Refuse a `%YAML` directive ruamel cannot read, at its position: ruamel itself answers a
+    version 2.x with a positioned error but a 1.x other than 1.1/1.2 with an assertion."""
+    for match in _DIRECTIVE.finditer(text):
+        version = match.group(1)
+        if version in VERSIONS:
+            continue
+        line = text.count("\n", 0, match.start(1))
+        column = match.start(1) - (text.rfind("\n", 0, match.start(1)) + 1)
+        mark = StreamMark(None, match.start(1), line, column)
+        raise MarkedYAMLError(
+            None, None, f"unsupported YAML version {_clipped(version)} (use 1.1 or 1.2)", mark
+        )
 
 
 def short_tag(tag: Any) -> str:

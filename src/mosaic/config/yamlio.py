@@ -102,6 +102,9 @@ def load(text: str, allow_duplicate_keys: bool = False) -> Any:
     Raises ruamel's own errors (never another exception: `yamlguard`); `load` turns them
     into positioned problems. ruamel's warnings about legal YAML (YAML 1.1 floats, re-used
     anchors) are not the user's business: the checker judges the values themselves."""
+    from mosaic.config import yamlguard
+
+    yamlguard.check_directives(text)
     yaml = _yaml(guess_style(text))
     yaml.allow_duplicate_keys = allow_duplicate_keys
     with warnings.catch_warnings():

@@ -13,10 +13,13 @@ controller's own when a host entry points back at it): the first line marks ours
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mosaic.config.paths import Paths
 from mosaic.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mosaic.config.roster import Roster
 
 MARKER = "# mosaic fleet: this host's part of a controller's roster"
 HEADER = (
@@ -39,7 +42,26 @@ def part_text(roster_text: str, host: str) -> bytes:
         if isinstance(item, dict) and item.get("host") == host
     ]
     out["agents"] = agents
+    if isinstance(doc.get("notify"), list):
+        out["notify"] = _notify_part(doc["notify"], {a.get("name") for a in agents})
+        if not out["notify"]:
+            del out["notify"]
     return (HEADER + yamlio.dump(out)).encode()
+
+
+def _notify_part(targets: list[Any], here: set[Any]) -> list[Any]:
+    """The `notify:` targets of a host's watcher: those for every agent as written, those
+    limited to `agents:` only with this host's among them (a host's roster must not name
+    agents it does not have, and an emptied list would mean every agent)."""
+    kept = []
+    for target in targets:
+        if isinstance(target, dict) and isinstance(target.get("agents"), list):
+            mine = [name for name in target["agents"] if name in here]
+            if not mine:
+                continue
+            target = {**target, "agents": mine}
+        kept.append(target)
+    return kept
 
 
 def _plain(node: Any) -> Any:
@@ -61,22 +83,36 @@ def receive(paths: Paths, data: bytes) -> None:
     """On the host: validate and install the roster the controller sent."""
     from mosaic.base.flock import exclusive
     from mosaic.base.fs import atomic_write, remove_stale_temps
+
+    proposed(paths, data)  # every problem, as FILE:LINE:COL of the file to be
+    with exclusive(paths.roster_lock):
+        _refuse_foreign(paths)
+        remove_stale_temps(paths.roster)
+        atomic_write(paths.roster, data)
+
+
+def proposed(paths: Paths, data: bytes) -> Roster:
+    """On the host: the roster the controller sent, validated as the file it would replace
+    (relative workdirs and positions as there), without writing anything: what `apply
+    --dry-run` plans against. Refused as `receive` would refuse it."""
     from mosaic.config.load import loads
 
     if len(data) > MAX_BYTES or not data.startswith(MARKER.encode()):
         raise ConfigError("roster-put takes only a roster a mosaic controller cut for this host")
-    loads(data, paths.roster)  # every problem, as FILE:LINE:COL of the file to be
-    with exclusive(paths.roster_lock):
-        try:
-            with paths.roster.open("rb") as current:
-                first = current.readline()
-        except FileNotFoundError:
-            first = MARKER.encode()
-        if not first.startswith(MARKER.encode()):
-            raise ConfigError(
-                f"{paths.roster} exists and was not written by a mosaic controller; "
-                "move it away (or give this host another `home:` in the controller's "
-                "roster) so that it is not overwritten"
-            )
-        remove_stale_temps(paths.roster)
-        atomic_write(paths.roster, data)
+    roster = loads(data, paths.roster)
+    _refuse_foreign(paths)
+    return roster
+
+
+def _refuse_foreign(paths: Paths) -> None:
+    try:
+        with paths.roster.open("rb") as current:
+            first = current.readline()
+    except FileNotFoundError:
+        return
+    if not first.startswith(MARKER.encode()):
+        raise ConfigError(
+            f"{paths.roster} exists and was not written by a mosaic controller; "
+            "move it away (or give this host another `home:` in the controller's "
+            "roster) so that it is not overwritten"
+        )

@@ -118,7 +118,7 @@ class Remote:
             err = proc.stderr.read().decode("utf-8", errors="replace").strip()
             code = proc.wait()
         finally:
-            _end(proc)
+            end(proc)
         if code != 0:
             raise self.failure(code, err)
 
@@ -171,7 +171,8 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _end(proc: subprocess.Popen[bytes]) -> None:
+def end(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a streaming ssh client (and with it the command's session there)."""
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -144,7 +144,11 @@ class PartsFailed(MosaicError):
 
 def raise_failures(done: Sequence[Done[T]]) -> None:
     """After the successes are printed: one error naming every failed part, if any."""
-    errors = [d.error for d in done if d.error is not None]
+    raise_errors([d.error for d in done if d.error is not None])
+
+
+def raise_errors(errors: Sequence[MosaicError]) -> None:
+    """One error naming every failure, with the worst exit code; nothing when none."""
     if len(errors) == 1:
         raise errors[0]
     if errors:

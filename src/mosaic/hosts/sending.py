@@ -78,6 +78,25 @@ def send(
     return [out[a.name] for a in chosen]
 
 
+def send_named(
+    paths: Paths, names: Sequence[str], message: str, timeout: float, verify: bool
+) -> list[Sent]:
+    """`send NAME... MESSAGE`: every name checked against the roster before anything is
+    typed anywhere, this machine's fleet opened only when one of them is local."""
+    from mosaic.config.load import load
+    from mosaic.fleet import open_fleet
+
+    roster = load(paths.roster, cache_dir=paths.run)
+    chosen = [roster.agent(name) for name in names]
+    fleet = open_fleet(paths, roster=roster) if any(a.host is None for a in chosen) else None
+    return send(paths, roster, fleet, chosen, message, timeout, verify)
+
+
+def results_json(sent: Sequence[Sent]) -> dict[str, Any]:
+    """The document `send --json` prints."""
+    return {"results": [{**r.as_json(), "host": host} for r, host in sent]}
+
+
 def _not_running(
     paths: Paths, fleet: Fleet | None, parts: Sequence[route.Part]
 ) -> dict[str, str]:

@@ -130,7 +130,18 @@ def squash(text: str) -> str:
     Wrapping, indentation, the TUI's own continuation prefixes and tab rendering all change
     whitespace, never the other characters, so comparisons are made on what is left.
     """
-    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch)[0] != "C")
+    return "".join(ch for ch in text if _kept(ch))
+
+
+def squash_map(text: str) -> tuple[str, list[int]]:
+    """`squash(text)` and, for each of its characters, its index in `text` (so a match
+    found in the squashed text can be located in the original)."""
+    where = [i for i, ch in enumerate(text) if _kept(ch)]
+    return "".join(text[i] for i in where), where
+
+
+def _kept(ch: str) -> bool:
+    return not ch.isspace() and unicodedata.category(ch)[0] != "C"
 
 
 def block_above(screen: Screen, top: int, window: int = CONTEXT_ROWS) -> list[int]:

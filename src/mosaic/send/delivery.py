@@ -38,7 +38,7 @@ from mosaic.agents.liveness import runtime_alive
 from mosaic.base.flock import exclusive
 from mosaic.config.paths import Paths
 from mosaic.config.runtimes import Runtime
-from mosaic.errors import MosaicError
+from mosaic.errors import MosaicError, UsageError
 from mosaic.screen.classify import Activity, Screen, classify, input_text, message_in_input, queued
 from mosaic.send.judge import (
     DEFAULT_TIMEOUT_S,
@@ -55,6 +55,7 @@ from mosaic.send.judge import (
     unique,
 )
 from mosaic.send.outcome import Outcome, Result
+from mosaic.send.text import problem
 from mosaic.tmux.client import Tmux
 from mosaic.tmux.panes import Pane, View, list_panes, observe
 
@@ -71,6 +72,14 @@ def paste(tmux: Tmux, pane_id: str, data: bytes) -> None:
         tmux.run("delete-buffer", "-b", name, check=False)
         err = proc.stderr.decode("utf-8", errors="replace").strip()
         raise MosaicError(f"tmux paste-buffer: {err or f'exit {proc.returncode}'}")
+
+
+def check_message(text: str) -> str:
+    """A message of nothing but whitespace is a usage error (every front end says so alike)."""
+    why = problem(text)
+    if why is not None:
+        raise UsageError(why)
+    return text
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,8 @@ class _Delivery:
         timeout: float,
         verify: bool,
         clock: Callable[[], float] = time.monotonic,
+        before_type: Callable[[View], bool] | None = None,
+        only_submit: bool = False,
     ) -> None:
         self.tmux = tmux
         self.t = target
@@ -103,6 +114,8 @@ class _Delivery:
         self.deadline = self.started + timeout
         self.attempts = 0
         self.typed = False
+        self.before_type = before_type
+        self.only_submit = only_submit
 
     def result(self, outcome: Outcome, evidence: Sequence[str] = ()) -> Result:
         return Result(
@@ -112,12 +125,22 @@ class _Delivery:
     def run(self, lock_path: Path) -> Result:
         try:
             with exclusive(lock_path):
-                # The timeout covers delivery, not the wait for another sender to finish.
-                self.deadline = self.clock() + self.timeout
-                return self._deliver()
+                return self.run_locked()
         except MosaicError as exc:
-            outcome = Outcome.NOT_ACCEPTED if self.typed else Outcome.NOT_RUNNING
-            return self.result(outcome, [f"(error: {exc.message})"])
+            return self._error(exc)
+
+    def run_locked(self) -> Result:
+        """The delivery, while the caller holds the agent's send lock."""
+        try:
+            # The timeout covers delivery, not the wait for another sender to finish.
+            self.deadline = self.clock() + self.timeout
+            return self._deliver()
+        except MosaicError as exc:
+            return self._error(exc)
+
+    def _error(self, exc: MosaicError) -> Result:
+        outcome = Outcome.NOT_ACCEPTED if self.typed else Outcome.NOT_RUNNING
+        return self.result(outcome, [f"(error: {exc.message})"])
 
     def _remaining(self) -> float:
         return self.deadline - self.clock()
@@ -132,7 +155,14 @@ class _Delivery:
         if isinstance(view, Result):
             return view
         before = classify(rt, view.screen)
+        if self.before_type is not None and not self.before_type(view):
+            return self.result(Outcome.SKIPPED, ["(not typed: the caller withdrew it)"])
         self.typed = True
+        if self.only_submit:
+            # The text sits in the input since an earlier paste (the outbox decided so from
+            # the screen): only the submit key is pressed, the text never again.
+            self._submit()
+            return self._verify(True, True, before.activity is Activity.BUSY)
         paste(self.tmux, self.t.pane.id, self.data)
         pasted_at = self.clock()
         window = max(rt.paste_window_ms / 1000, MIN_PASTE_WINDOW_S)
@@ -219,14 +249,18 @@ class _Delivery:
                 and now_state.activity is Activity.IDLE
                 and input_text(rt, view.screen) == ""
             )
+            # A dead pane's screen ends in tmux's own `Pane is dead` line, which moves the
+            # cursor off the input: "the text left the input" means nothing there, only the
+            # runtime's own signs (busy, a dialog, queued) drawn before it died still count.
+            alive = not view.pane.dead
             decision = judge(
                 check,
                 now_state,
                 queued(rt, view.screen),
-                seen=seen,
+                seen=seen and alive,
                 busy_before=busy_before,
-                handed_off=not view.pane.dead and not foreground(view.pane, rt),
-                emptied=emptied,
+                handed_off=alive and not foreground(view.pane, rt),
+                emptied=emptied and alive,
             )
             if not decision.evidence:
                 decision = Judgement(decision.verdict, _around_cursor(view.screen))
@@ -247,6 +281,27 @@ class _Delivery:
                     self._submit()
                     last_press = self.clock()
                     interval = POLL_FIRST_S
+
+
+def deliver_locked(
+    tmux: Tmux,
+    target: Target,
+    message: str,
+    timeout: float,
+    *,
+    before_type: Callable[[View], bool] | None = None,
+    only_submit: bool = False,
+) -> Result:
+    """One agent's verified delivery, for a caller that holds the agent's send lock and
+    decides under it whether to type at all (the outbox, docs/outbox.md).
+
+    `before_type` runs once the screen is found ready (runtime in front, no dialog) and
+    before the first keystroke; when it returns False nothing is typed (`skipped`).
+    `only_submit`: the text already sits in the input, so only the submit key is pressed.
+    """
+    delivery = _Delivery(tmux, target, message, timeout, True,
+                         before_type=before_type, only_submit=only_submit)  # fmt: skip
+    return delivery.run_locked()
 
 
 def _around_cursor(screen: Screen) -> tuple[str, ...]:

@@ -54,6 +54,38 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE cursors (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     """,
+    # 3: the outbox (store/outbox.py, docs/outbox.md): one row per queued message, and the
+    # deliverers' lease, whose epoch fences every delivery transition.
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent TEXT NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        queued_at REAL NOT NULL,
+        expires_at REAL,
+        next_at REAL NOT NULL,
+        began_at REAL,
+        delivered_at REAL,
+        finished_at REAL,
+        epoch INTEGER,
+        log_inode INTEGER,
+        log_offset INTEGER,
+        process TEXT,
+        typed INTEGER NOT NULL DEFAULT 0,
+        reason TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (state, agent, id);
+    CREATE INDEX outbox_agent ON outbox (agent, id);
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        epoch INTEGER NOT NULL,
+        pid INTEGER,
+        since REAL NOT NULL
+    );
+    """,
 )
 
 

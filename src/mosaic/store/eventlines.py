@@ -1,15 +1,16 @@
 """The event log's read path in its lightest form: which rows a query means, and their JSON
-lines assembled by SQLite. Imports nothing but `sqlite3` and `time`, because `events --json`
-answers from here without click (`cli.quickevents`); `store.events` builds on it.
+lines assembled by SQLite. Imports nothing but `time` (callers bring their connection),
+because `events --json` and `send --queue` answer from here without click
+(`cli.quickevents`, `cli.quicksend`); `store.events` builds on it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Sequence
     from typing import Any
 
@@ -29,6 +30,12 @@ def since_arg(text: str, now: float) -> tuple[int, float | None] | None:
     or after now minus it), as (after seq, since time); None when it is neither."""
     if text.isdigit():
         return int(text), None
+    total = duration(text)
+    return None if total is None else (0, now - total)
+
+
+def duration(text: str) -> int | None:
+    """Seconds of a duration like 30s, 10m, 2h, 1d, 1h30m; None when it is not one."""
     total, number = 0, ""
     for ch in text:
         if ch.isdigit():
@@ -40,7 +47,7 @@ def since_arg(text: str, now: float) -> tuple[int, float | None] | None:
             return None
     if number or not text:
         return None
-    return 0, now - total
+    return total
 
 
 def where(

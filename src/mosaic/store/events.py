@@ -168,6 +168,15 @@ def since(
     return [_event(row) for row in conn.execute(sql, args)]
 
 
+def newest_start(conn: sqlite3.Connection, query: Query, n: int) -> int:
+    """The seq after which the newest `n` events matching `query` begin (`query.after` when
+    fewer match): "the last N events" as a query the other readers take."""
+    where, args = query.where()
+    sql = f"SELECT seq FROM events WHERE {where} ORDER BY seq DESC LIMIT 1 OFFSET ?"  # noqa: S608
+    row = conn.execute(sql, [*args, max(0, n)]).fetchone()
+    return int(row[0]) if row else query.after
+
+
 def _event(row: tuple[Any, ...]) -> Event:
     seq, ts, agent, type_, data = row
     try:

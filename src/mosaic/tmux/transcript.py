@@ -88,6 +88,18 @@ def clean(text: str) -> str:
     return "\n".join(lines)
 
 
+# Cursor moves: a full-screen TUI positions each piece it draws with one.
+_MOVES = re.compile(r"\x1b\[[0-?]*[ -/]*[HfABEFGd]")
+
+
+def printed(data: bytes) -> str:
+    """Every piece of text the pane printed, in order, for searching (the outbox's evidence):
+    unlike `clean`, nothing a later redraw overwrote is dropped — carriage returns and cursor
+    moves start a new line, other control sequences are removed."""
+    text = data.decode("utf-8", errors="replace")
+    return _CONTROL.sub("", _MOVES.sub("\n", text).replace("\r", "\n"))
+
+
 def tail(log: Path, n: int) -> list[str]:
     """The last `n` non-empty lines across the rotated file and the current one."""
     data = b""
@@ -125,6 +137,40 @@ def follow(
                 yield text
         else:
             time.sleep(interval)
+
+
+def position(log: Path) -> tuple[int | None, int]:
+    """Where the transcript ends now, as (inode, size); (None, 0) when there is none yet.
+    What the pane prints later is read back with `after` (the outbox's evidence)."""
+    try:
+        st = log.stat()
+    except FileNotFoundError:
+        return None, 0
+    return st.st_ino, st.st_size
+
+
+def after(log: Path, inode: int | None, offset: int) -> bytes | None:
+    """Everything the pane printed since `position` returned (inode, offset), across one
+    rotation; None when that can no longer be known (rotated away twice, truncated, or
+    there was no transcript then)."""
+    rotated = log.with_name(log.name + ".1")
+    if inode is None:
+        return None
+    chunks: list[bytes] = []
+    for path in (rotated, log):
+        try:
+            with path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                if chunks:
+                    chunks.append(fh.read())
+                elif st.st_ino == inode:
+                    if st.st_size < offset:
+                        return None
+                    fh.seek(offset)
+                    chunks.append(fh.read())
+        except FileNotFoundError:
+            continue
+    return b"".join(chunks) if chunks else None
 
 
 def exists(log: Path) -> bool:

@@ -18,12 +18,14 @@ Steps must return quickly (the tick is 0.2 s); a step with slow work (typing int
 keeps its own worker and only hands work to it from its step.
 
 At most one watcher runs per fleet: it holds `Paths.watcher_lock` for its whole life (a
-second one waits there). On SIGTERM/SIGINT it finishes the tick, dispatches what is left to
-notify, gives running notifications a moment, and exits 0.
+second one waits there). On SIGTERM/SIGINT/SIGHUP it finishes the tick, lets participants'
+workers finish (briefly), dispatches what is left to notify, gives running notifications a
+moment, and exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -62,6 +64,7 @@ SYSTEMD_CHECK_S = 1.0
 SYSTEMD_PENDING_S = 120.0
 NOTIFY_BATCH = 500
 STOP_NOTIFY_WAIT_S = 3.0
+STOP_PARTICIPANT_WAIT_S = 2.0
 NOTIFY_CURSOR = "notify"
 # Holds the watcher's session open when the watcher itself does not run in it (systemd).
 ANCHOR = ("sleep", "infinity")
@@ -69,7 +72,9 @@ ANCHOR = ("sleep", "infinity")
 
 def log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    print(f"{stamp} mosaic watcher: {message}", file=sys.stderr, flush=True)
+    # The terminal it writes to may be gone (its tmux server was killed): keep working.
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{stamp} mosaic watcher: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -97,12 +102,13 @@ class Tick:
         where a queued message may be typed now."""
         return [
             a.name
-            for a in self.roster.agents
+            for a in self.roster.local_agents
             if self.running.get(a.name) and self.activity(a.name) is Activity.IDLE
         ]
 
 
 Step = Callable[[Tick], None]
+Close = Callable[[float], None]
 
 
 class Watcher:
@@ -131,6 +137,7 @@ class Watcher:
         self.next_systemd_check = 0.0
         self.stopping = False
         self.restored: set[str] = set()
+        self.closers: list[Close] = []
         self.steps: list[tuple[str, Step]] = [
             ("beat", self.step_beat),
             ("roster", self.step_roster),
@@ -142,10 +149,15 @@ class Watcher:
             ("prune", self.step_prune),
         ]
 
-    def add_step(self, name: str, step: Step, before: str = "commit") -> None:
-        """Add a participant to every tick, before the named step."""
+    def add_step(
+        self, name: str, step: Step, before: str = "commit", close: Close | None = None
+    ) -> None:
+        """Add a participant to every tick, before the named step; `close(seconds)` runs
+        when the watcher stops, to let its own workers finish within that time."""
         index = next(i for i, (n, _) in enumerate(self.steps) if n == before)
         self.steps.insert(index, (name, step))
+        if close is not None:
+            self.closers.append(close)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -162,6 +174,8 @@ class Watcher:
             started = time.monotonic()
             self.tick()
             time.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
+        for close in self.closers:
+            close(STOP_PARTICIPANT_WAIT_S)
         self.step_notify(Tick(time.time(), self.roster))
         self.notifier.close(STOP_NOTIFY_WAIT_S)
         self.control.close()
@@ -194,7 +208,7 @@ class Watcher:
             log(f"roster changed but cannot be read; keeping the last good one:\n{exc.message}")
             return
         tick.roster = self.roster
-        gone = set(self.trackers) - set(self.roster.names)
+        gone = set(self.trackers) - {a.name for a in self.roster.local_agents}
         for name in gone:
             del self.trackers[name]
         if gone:
@@ -205,11 +219,11 @@ class Watcher:
         log("roster reloaded")
 
     def step_look(self, tick: Tick) -> None:
-        tick.look = self.detector.look(self.roster.names)
+        tick.look = self.detector.look([a.name for a in self.roster.local_agents])
 
     def step_track(self, tick: Tick) -> None:
         look = tick.look
-        for agent in self.roster.agents:
+        for agent in self.roster.local_agents:  # a host's own watcher watches its agents
             runtime = self.roster.runtime_for(agent)
             settings = Settings(runtime.debounce_ms / 1000, agent.stuck_after)
             tracker = self.trackers.setdefault(agent.name, Tracker(agent.name))
@@ -340,7 +354,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A hangup means the terminal is gone: under the tmux supervisor, the server or session
+    # the watcher lived in. Left running, it would hold the watcher lock against the one the
+    # next `start` brings up, so it stops as on SIGTERM.
+    signal.signal(signal.SIGHUP, on_signal)
     try:
         roster = load(paths.roster, cache_dir=paths.run)
         socket = effective_socket(roster, env)
@@ -360,8 +377,11 @@ def main(env: Mapping[str, str] | None = None) -> int:
                 events.append(conn, [draft(None, EventType.WATCHER_STARTED, pid=pid)])
             w = Watcher(paths, make_tmux(paths, socket), roster, supervisor, conn)
             w.restore()
+            from mosaic.outbox.deliver import attach
+
+            attach(w, log)
             watcher.append(w)
-            log(f"watching {len(roster.agents)} agent(s) on tmux socket {socket} "
+            log(f"watching {len(roster.local_agents)} agent(s) on tmux socket {socket} "
                 f"({supervisor} supervisor), pid {pid}")  # fmt: skip
             from mosaic.watch.serve import serving
 

@@ -170,7 +170,9 @@ def exited(name: str, pane_id: str, env: Mapping[str, str]) -> int:
         if proc.returncode != 0:
             break  # the pane (or the server) is gone: no status to read
         fields = proc.stdout.decode(errors="replace").rstrip("\n").split(SEP)
-        if fields[:1] == ["1"]:
+        # Dead with a status. tmux 3.3a may show a pane dead with neither status nor signal
+        # while the process is still unreaped; the server's tick reaps it and fills them in.
+        if fields[:1] == ["1"] and any(fields[1:]):
             break
         time.sleep(0.05)
     # Read again: an operator's stop may have raced the runtime's exit.

@@ -340,6 +340,6 @@ def render_all(ctx: UnitContext, roster: Roster, unit_dir: Path) -> dict[Path, s
         unit_dir / AGENT_TEMPLATE: render_agent_template(ctx),
         unit_dir / WATCHER_UNIT: render_watcher(ctx),
     }
-    for agent in roster.agents:
+    for agent in roster.local_agents:  # a host's agents get their units there
         files[dropin_path(unit_dir, agent.name)] = render_agent_dropin(agent)
     return files

@@ -1,0 +1,126 @@
+"""The event logs of several machines read as one (docs/hosts.md, "Events"). Pure: no I/O.
+
+Each machine's watcher keeps its own log with its own `seq`, so an event is identified by
+`(host, seq)` and every line the controller prints carries `host`. Within one machine the
+order is its seq order; across machines a history is ordered by `ts`, ties broken by the
+machines' order (this one first, then the roster's) and then seq.
+
+`--since` with hosts:
+
+- `DURATION` (`10m`): every machine reads its own log that recent;
+- `SEQ` (`1234`): this machine's events after its seq 1234; every other machine from the
+  start of its log (nothing of it was seen);
+- `HOST:SEQ,...` (`local:1234,gpu1:88`): each named machine after that seq, each machine
+  not named from the start: what a reader that stopped passes to resume where it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mosaic.config.names import LOCAL_HOST
+from mosaic.errors import UsageError
+from mosaic.store.eventlines import since_arg
+
+
+@dataclass(frozen=True)
+class Since:
+    """Where each machine's log is read from."""
+
+    seqs: Mapping[str, int]  # machine -> events after this seq; machines not named: all
+    duration: str | None = None  # as typed; each machine reads its log that recent
+    seconds: float = 0.0  # the duration, in seconds
+
+    def args(self, machine: str) -> list[str]:
+        """`--since` for `machine`'s own `events` command (nothing: its whole log)."""
+        if machine in self.seqs:
+            return ["--since", str(self.seqs[machine])]
+        if self.duration is not None:
+            return ["--since", self.duration]
+        return []
+
+
+USAGE = "give a seq (1234), HOST:SEQ pairs (local:1234,gpu1:88) or a duration (30s, 10m, 2h, 1d)"
+
+
+def parse_since(text: str | None, machines: Sequence[str]) -> Since:
+    """`--since` read against the fleet's machines (`local` first)."""
+    if text is None:
+        return Since({})
+    if text.isdigit():
+        return Since({LOCAL_HOST: int(text)})
+    if ":" not in text:
+        parsed = since_arg(text, 0.0)
+        if parsed is None:
+            raise UsageError(f"--since {text!r}: {USAGE}")
+        return Since({}, text, -parsed[1] if parsed[1] is not None else 0.0)
+    seqs: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, seq = item.partition(":")
+        if not seq.isdigit():
+            raise UsageError(f"--since {text!r}: {item!r} is not HOST:SEQ; {USAGE}")
+        if name not in machines:
+            raise UsageError(
+                f"--since {text!r}: unknown host {name!r}; known: {', '.join(machines)}"
+            )
+        if name in seqs:
+            raise UsageError(f"--since {text!r}: {name} is given twice")
+        seqs[name] = int(seq)
+    return Since(seqs)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One event of one machine: the machine's own JSON object, and where it came from."""
+
+    host: str
+    seq: int
+    ts: str
+    event: Mapping[str, Any]
+
+    def json(self) -> str:
+        """The line the controller prints: `host` first, then the machine's own fields."""
+        doc = {"host": self.host, **{k: v for k, v in self.event.items() if k != "host"}}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def agent(self) -> str | None:
+        agent = self.event.get("agent")
+        return agent if isinstance(agent, str) else None
+
+
+def line_of(host: str, text: str | bytes) -> Line | None:
+    """A machine's `events --json` line, or None for anything else (a login script's
+    chatter, a torn last line)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    seq, ts = doc.get("seq"), doc.get("ts")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(ts, str):
+        return None
+    return Line(host, seq, ts, doc)
+
+
+def split_lines(host: str, pending: bytes) -> tuple[list[Line], bytes]:
+    """The complete lines in `pending` (what a stream gave so far), and the unfinished rest."""
+    *whole, rest = pending.split(b"\n")
+    lines = [line for raw in whole if raw.strip() and (line := line_of(host, raw)) is not None]
+    return lines, rest
+
+
+def ordered(lines: Iterable[Line], machines: Sequence[str]) -> list[Line]:
+    """A history of several machines: by `ts`, then the machines' order, then seq."""
+    rank = {name: i for i, name in enumerate(machines)}
+    return sorted(lines, key=lambda ln: (ln.ts, rank.get(ln.host, len(rank)), ln.seq))
+
+
+def for_agent(lines: Iterable[Line], agent: str | None) -> list[Line]:
+    """Only `agent`'s events (all when None). Done here rather than by the host, whose
+    roster may not have the agent (yet, or any more) while its log still does."""
+    return [ln for ln in lines if agent is None or ln.agent == agent]

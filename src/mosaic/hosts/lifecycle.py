@@ -1,0 +1,49 @@
+"""start / stop / restart on every machine concerned (docs/hosts.md): the one copy that the
+command line (`cli/run_cmds`) and the dashboard (`web/actions`) both run."""
+
+from __future__ import annotations
+
+from mosaic.config.paths import Paths
+from mosaic.hosts import route
+from mosaic.hosts.remote import Remote
+
+
+def run(paths: Paths, agent: str | None, action: str) -> list[route.Done[list[str]]]:
+    """Run one supervisor action on AGENT or the whole fleet, on each machine at once; each
+    machine's report lines, or its error (`route.raise_failures` after showing the rest)."""
+    from mosaic import supervise
+    from mosaic.config.load import load
+    from mosaic.fleet import open_fleet
+    from mosaic.hosts import merge
+
+    roster = load(paths.roster, cache_dir=paths.run)
+    agents = roster.select(agent)
+    whole = agent is None
+    parts = route.split(roster, agents, every_host=whole and action == "stop")
+
+    def local(part: route.Part) -> list[str]:
+        # Opened only for this machine's own agents: a controller of remote agents alone
+        # decides, probes and starts nothing here.
+        fleet = open_fleet(paths, deciding=action != "stop", roster=roster)
+        mine = list(part.agents)
+        if action == "start":
+            return supervise.start(fleet, mine)
+        if action == "stop":
+            return supervise.stop(fleet, mine, whole=whole)
+        return supervise.restart(fleet, mine, whole=whole)
+
+    def remote(host: Remote, part: route.Part) -> list[str]:
+        if action != "stop":
+            # What starts there is what the roster says now.
+            host.push_roster(_host_roster(paths, part))
+        return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
+
+    return route.each(paths, parts, local, remote)
+
+
+def _host_roster(paths: Paths, part: route.Part) -> bytes:
+    from mosaic.config.load import decode, read
+    from mosaic.hosts import hostroster
+
+    text = decode(read(paths.roster), paths.roster)
+    return hostroster.part_text(text, part.name)

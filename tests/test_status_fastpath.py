@@ -32,6 +32,10 @@ def test_a_running_fleet_reads_the_same_every_way(
     )
     wait_until(lambda: run(fleet_env, ["fleet", "status", "--json"]).served, timeout=30,
                what="the watcher serving status")  # fmt: skip
+    # Once the watcher has seen both running agents, the three runs cannot differ by it.
+    wait_until(lambda: all(r["activity_since"] for r in status(fleet_env)["agents"]
+                           if r["state"] == "running"),
+               timeout=30, what="the watcher's first look at a1 and b1")  # fmt: skip
     whole = same_every_way(fleet_env, "status", "--json", served=True)
     assert whole.code == 0 and '"name": "a2"' in whole.out
     one = same_every_way(fleet_env, "status", "a1", "--json", served=True)

@@ -3,15 +3,18 @@
 Scripts and dashboards poll `status --json`, and click's import alone costs about what the
 two tmux round trips of a 50-agent status cost. When the argv is exactly
 `fleet [--mosaic-home H] [--roster R] status [AGENT] --json` (AGENT and --json in either
-order), the document is built by the same `hosts.status.document` and printed by the
-same `render.json_document` as the click command, and errors end as `cli.main` ends them
-(message on stderr, the error's exit code). Anything else (help, other flags, a home that
-is a file or a roster that is a directory, which click refuses) returns None, and click
-answers.
+order), the running watcher is asked first (`watch/statusclient.py`: it computes the
+document afresh with the same function, for this caller's environment, or declines);
+otherwise the document is built here by the same `hosts.status.document` and printed by the
+same `render.json_document` as the click command. Errors end as `cli.main` ends them
+(message on stderr, the error's exit code), whichever process found them. Anything else
+(help, other flags, a home that is a file or a roster that is a directory, which click
+refuses) returns None, and click answers.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mosaic.cli.argv import split_group
@@ -37,6 +40,13 @@ def run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     flags, agent = parsed
+    served = _served(flags, agent)
+    if served is not None:
+        code, err, out = served
+        sys.stderr.write(err)
+        sys.stdout.write(out)
+        sys.stdout.flush()
+        return code
     from mosaic.cli.render import json_document
     from mosaic.config.paths import resolve
     from mosaic.errors import MosaicError
@@ -52,3 +62,12 @@ def run(args: list[str]) -> int | None:
     sys.stdout.write(json_document(doc))
     sys.stdout.flush()
     return 0
+
+
+def _served(flags: dict[str, str], agent: str | None) -> tuple[int, str, str] | None:
+    """The running watcher's answer (`watch/statusclient.py`), or None: answer here."""
+    from mosaic.config.locate import home_and_roster
+    from mosaic.watch.statusclient import ask
+
+    home, roster = home_and_roster(flags.get("--mosaic-home"), flags.get("--roster"), os.environ)
+    return ask(home, roster, agent)

@@ -43,3 +43,9 @@ def run_dir(home: str) -> str:
 def db_file(home: str) -> str:
     """The fleet database (events, outbox, supervision records)."""
     return os.path.join(home, "fleet", "fleet.db")
+
+
+def status_socket(home: str) -> str:
+    """Where the watcher serves `status` (`watch/serve.py`); its client resolves this
+    before anything heavy is imported."""
+    return os.path.join(run_dir(home), "status.sock")

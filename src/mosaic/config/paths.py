@@ -82,6 +82,12 @@ class Paths:
         return self.run / "watcher.lock"
 
     @property
+    def status_socket(self) -> Path:
+        """The watcher's unix socket answering `status --json`
+        (docs/architecture.md, "status served by the watcher")."""
+        return Path(locate.status_socket(str(self.home)))
+
+    @property
     def web_token(self) -> Path:
         return self.run / "web.token"
 

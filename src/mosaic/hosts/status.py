@@ -3,34 +3,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mosaic.config.load import load
 from mosaic.config.paths import Paths
-from mosaic.config.roster import effective_socket, effective_supervisor
+from mosaic.config.roster import Roster, effective_socket, effective_supervisor
 from mosaic.errors import OperationFailed
 from mosaic.hosts import merge, route
 from mosaic.hosts.remote import STATUS, Remote
 
 
-def document(paths: Paths, agent: str | None) -> tuple[dict[str, Any], list[str]]:
+def document(
+    paths: Paths,
+    agent: str | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    roster: Roster | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """(the status document of AGENT or every agent, the hosts' errors to tell stderr).
 
     This machine's fleet (supervisor, tmux) is opened only when one of its agents is asked
     about: a controller of remote agents alone pays for none of it. This machine's own
     trouble is raised, as without hosts; a host's is reported in the document.
+    `env`: the caller's environment when it is not this process's (the watcher serving a
+    command, `watch/serve.py`); `roster`: already loaded with that environment.
     """
-    roster = load(paths.roster, cache_dir=paths.run)
+    if roster is None:
+        roster = load(paths.roster, env=env, cache_dir=paths.run)
     selected = roster.select(agent)
     parts = route.split(roster, selected, every_host=agent is None)
-    top = {"supervisor": str(effective_supervisor(roster)), "socket": effective_socket(roster),
+    top = {"supervisor": str(effective_supervisor(roster, env)),
+           "socket": effective_socket(roster, env),
            "holder": "stopped", "restart_in_progress": None}  # fmt: skip
 
     def local(part: route.Part) -> dict[str, Any]:
         from mosaic.agents import status
         from mosaic.fleet import open_fleet
 
-        fleet = open_fleet(paths, roster=roster)
+        fleet = open_fleet(paths, env, roster=roster)
         return status.collect(fleet, list(part.agents))
 
     def remote(host: Remote, part: route.Part) -> dict[str, Any]:

@@ -383,7 +383,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
             watcher.append(w)
             log(f"watching {len(roster.local_agents)} agent(s) on tmux socket {socket} "
                 f"({supervisor} supervisor), pid {pid}")  # fmt: skip
-            w.run()
+            from mosaic.watch.serve import serving
+
+            with serving(paths, socket, log):
+                w.run()
         finally:
             beat.withdraw(paths.watcher_heartbeat, pid)
             conn.close()

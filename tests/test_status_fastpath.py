@@ -16,6 +16,7 @@ import pytest
 
 from fleetkit import ok, shell_roster, status, write_roster
 from helpers import wait_until
+from mosaic import __version__
 from statuskit import run, same_every_way, standalone_watcher
 
 
@@ -47,6 +48,13 @@ def test_a_running_fleet_reads_the_same_every_way(
     same_every_way(fleet_env, "--roster", str(roster), "status", "--json", served=True)
     home = fleet_env["MOSAIC_HOME"]
     same_every_way(fleet_env, f"--mosaic-home={home}", "status", "--json", served=True)
+    # A controller asking this machine as a host (docs/hosts.md) is served like a person;
+    # one of another release is refused by click's group, as before (exit 2, no document).
+    same_every_way(fleet_env, "--controller-version", __version__, "status", "--json",
+                   served=True)  # fmt: skip
+    other = run(fleet_env, ["fleet", "--controller-version", "0.2.1", "status", "--json"])
+    assert other.clicked and other.code == 2 and other.out == ""
+    assert other.err.startswith("incompatible mosaic version: mosaic 0.1.0 here")
     # Another roster path (even one with the same text) is the caller's own business.
     copy = tmp_path / "copy.yaml"
     copy.write_bytes(roster.read_bytes())

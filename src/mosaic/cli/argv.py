@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 
-GROUP_FLAGS = ("--mosaic-home", "--roster")
+from mosaic import __version__
+
+# `--controller-version` is what a controller adds when it calls this machine as a host
+# (docs/hosts.md): a host's `status --json` then takes the same fast path as a person's.
+GROUP_FLAGS = ("--mosaic-home", "--roster", "--controller-version")
 
 
 def split_group(args: list[str]) -> tuple[dict[str, str], list[str]] | None:
@@ -28,6 +32,8 @@ def split_group(args: list[str]) -> tuple[dict[str, str], list[str]] | None:
         if not value or value.startswith("-"):
             return None
         flags[flag] = value
+    if flags.get("--controller-version", __version__) != __version__:
+        return None  # another release: click's group judges it (hosts/version.py)
     home, roster = flags.get("--mosaic-home"), flags.get("--roster")
     if home is not None and os.path.exists(home) and not os.path.isdir(home):
         return None

@@ -183,7 +183,8 @@ class StatusServer:
         if uid != os.getuid():
             self.log(f"status: refused a client of uid {uid}")
             return
-        request = _receive(conn, time.monotonic() + REQUEST_S)
+        request = statusclient.receive_all(conn, time.monotonic() + REQUEST_S,
+                                           statusclient.MAX_REQUEST)
         if request is None:
             self.log("status: dropped a request (too large, or not sent in time)")
             return
@@ -191,27 +192,6 @@ class StatusServer:
         conn.settimeout(REPLY_S)
         with contextlib.suppress(OSError):  # the client gave up: its own path answers
             conn.sendall(reply)
-
-
-def _receive(conn: socket.socket, deadline: float) -> bytes | None:
-    """The whole request (the client ends it by shutting down its side), or None."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        conn.settimeout(left)
-        try:
-            chunk = conn.recv(65536)
-        except OSError:  # timeout, reset
-            return None
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > statusclient.MAX_REQUEST:
-            return None
-        chunks.append(chunk)
 
 
 def _listen(path: Path) -> socket.socket:

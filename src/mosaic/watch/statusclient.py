@@ -167,19 +167,29 @@ def _exchange(path: str, request: bytes) -> bytes | None:
             return None  # not ours: it gets nothing of this environment
         sock.sendall(request)
         sock.shutdown(_socket.SHUT_WR)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            sock.settimeout(left)
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > MAX_REPLY:
-                return None
-            chunks.append(chunk)
+        return receive_all(sock, deadline, MAX_REPLY)
     finally:
         sock.close()
+
+
+def receive_all(sock: _socket.socket, deadline: float, limit: int) -> bytes | None:
+    """Everything the peer sends until it shuts its side down, or None: past `deadline`
+    (a monotonic time), more than `limit` bytes, or the connection failed. Both ends
+    read this way: the client its reply, the watcher a request."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 16)
+        except OSError:  # timeout, reset
+            return None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)

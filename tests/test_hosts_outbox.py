@@ -1,0 +1,169 @@
+"""The outbox across machines: a message for a remote agent is stored on its host, whose
+own watcher delivers it exactly once (the demo agent's recording is the ground truth);
+`outbox` merges every machine's messages with their host; `cancel`/`retry` route each
+`HOST:N` id to its machine; `--wait` follows messages on several machines; a host that
+cannot be reached is named while the rest works."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetkit import mosaic, ok, write_roster
+from helpers import wait_until
+from hostlab import Lab, all_running, open_lab, recording
+from mosaic.config.names import LOCAL_HOST
+from mosaic.errors import UsageError
+from mosaic.hosts.outboxing import Ref, ordered, parse_ref, refusals, tagged
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    yield from open_lab()
+
+
+def _box(env: dict[str, str], *args: str, code: int = 0) -> list[dict[str, Any]]:
+    res = mosaic(env, "outbox", "--json", *args)
+    assert res.code == code and "Traceback" not in res.err, res.out + res.err
+    found: list[dict[str, Any]] = json.loads(res.out)["messages"]
+    return found
+
+
+def _state(env: dict[str, str], ident: int | str) -> str:
+    return str(next(m["state"] for m in _box(env, "--all") if m["id"] == ident))
+
+
+# --- ids and merging (pure) ----------------------------------------------------------------
+
+
+def test_ids_name_their_machine() -> None:
+    machines = [LOCAL_HOST, "h1", "gpu-2.lab"]
+    assert parse_ref("17", machines) == Ref(LOCAL_HOST, 17)
+    assert parse_ref("local:17", machines) == Ref(LOCAL_HOST, 17)
+    assert parse_ref("gpu-2.lab:3", machines) == Ref("gpu-2.lab", 3)
+    assert str(Ref("h1", 3)) == "h1:3" and str(Ref(LOCAL_HOST, 3)) == "3"
+    assert Ref("h1", 3).value == "h1:3" and Ref(LOCAL_HOST, 3).value == 3
+    for bad in ("h1:x", "h1:", ":3", "x", "-3", "h1:3:4", "h1:٣", ""):
+        with pytest.raises(UsageError):
+            parse_ref(bad, machines)
+    with pytest.raises(UsageError, match=r"unknown host 'h9'; known: local, h1, gpu-2\.lab"):
+        parse_ref("h9:3", machines)
+
+
+def test_rows_merge_oldest_first_with_their_host() -> None:
+    row = {"agent": "a", "state": "queued", "queued_at": "2026-05-01T09:00:00.000Z"}
+    later = {**row, "queued_at": "2026-05-01T09:00:01.000Z"}
+    rows = [tagged("h1", {"id": 2, **later}), tagged("h1", {"id": 1, **row}),
+            tagged(LOCAL_HOST, {"id": 9, **row})]  # fmt: skip
+    assert [(r["id"], r["host"]) for r in ordered(rows, [LOCAL_HOST, "h1"])] == [
+        (9, LOCAL_HOST), ("h1:1", "h1"), ("h1:2", "h1")
+    ]  # fmt: skip
+    assert list(rows[0])[:2] == ["id", "host"]
+    # A host's refusals are read by id and name the message by its namespaced id.
+    err = "message 4 is delivered; only queued or failed messages can be cancelled\n"
+    assert refusals("h1", err) == {
+        "h1:4": "message h1:4 is delivered; only queued or failed messages can be cancelled"
+    }
+
+
+def test_malformed_and_unknown_ids_are_usage_errors(fleet_env: dict[str, str]) -> None:
+    """Refused before any machine is asked (the host is not even reachable)."""
+    write_roster(fleet_env, "version: 1\nhosts:\n  h1: {ssh: 'dev@192.0.2.1'}\nagents:\n"
+                 "  - {name: r1, runtime: demo, host: h1}\n")  # fmt: skip
+    for action, ident, why in [
+        ("cancel", "h9:3", "unknown host 'h9'; known: local, h1"),
+        ("retry", "h1:x", "not a message id: 'h1:x'"),
+        ("cancel", "3;rm", "not a message id"),
+    ]:
+        res = mosaic(fleet_env, "outbox", action, "2", ident)
+        assert res.code == 2 and why in res.err and res.out == "", res.err
+        assert "Traceback" not in res.err and "unreachable" not in res.err
+
+
+# --- across machines (the lab) ---------------------------------------------------------------
+
+
+def test_queue_list_cancel_retry_and_wait_across_machines(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    h1 = lab.add("h1")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("loc", None), ("r1", "h1")]))
+    r1_rec, loc_rec = tmp_path / "r1.jsonl", tmp_path / "loc.jsonl"
+    pwned = tmp_path / "pwned"
+    first = f"first; $(touch {pwned}) 'q'"
+
+    # Nothing started anywhere (h1 has no roster yet): queued on each agent's machine.
+    res = ok(env, "send", "--queue", "r1", "loc", first)
+    assert res.out == "r1: queued #h1:1\nloc: queued #1\n"
+    stored = json.loads(ok(env, "send", "--queue", "--json", "r1", "to cancel").out)
+    assert [(m["id"], m["host"], m["agent"]) for m in stored["messages"]] == [
+        ("h1:2", "h1", "r1")
+    ]  # fmt: skip
+    # The message stayed off every command line: h1's own outbox has it as typed.
+    there = h1.run("mosaic", "fleet", "outbox", "--json")
+    assert [m["first_line"] for m in json.loads(there.stdout)["messages"]] == [
+        first, "to cancel"
+    ]  # fmt: skip
+
+    listed = _box(env)
+    assert sorted((str(m["id"]), m["host"], m["agent"], m["state"]) for m in listed) == [
+        ("1", "local", "loc", "queued"), ("h1:1", "h1", "r1", "queued"),
+        ("h1:2", "h1", "r1", "queued"),
+    ]  # fmt: skip
+    assert [m["queued_at"] for m in listed] == sorted(m["queued_at"] for m in listed)
+    assert [m["id"] for m in _box(env, "r1")] == ["h1:1", "h1:2"]
+    table = ok(env, "outbox").out.splitlines()
+    assert table[0].split()[:3] == ["ID", "HOST", "AGENT"]
+    assert any(line.split()[:3] == ["h1:2", "h1", "r1"] for line in table)
+
+    res = ok(env, "outbox", "cancel", "h1:2")
+    assert res.out == "r1: cancelled #h1:2\n"
+    res = mosaic(env, "outbox", "cancel", "h1:2")
+    assert res.code == 1 and res.out == ""
+    assert "message h1:2 is cancelled; only queued or failed" in res.err
+    res = ok(env, "outbox", "retry", "h1:1", "1")  # queued: tried without waiting
+    assert res.out == "r1: queued #h1:1\nloc: queued #1\n"  # in the order given
+    res = mosaic(env, "outbox", "cancel", "h1:99")
+    assert res.code == 2 and "host h1: no outbox message with id 99" in res.err
+
+    # Started: each machine's watcher delivers its own, exactly once.
+    ok(env, "start")
+    wait_until(lambda: all_running(env, ["loc", "r1"]), timeout=40, what="running")
+    wait_until(lambda: _state(env, "h1:1") == "delivered", timeout=30, what="h1:1 delivered")
+    wait_until(lambda: _state(env, 1) == "delivered", timeout=30, what="1 delivered")
+    assert _state(env, "h1:2") == "cancelled"
+    assert _box(env) == []
+
+    # --wait follows messages on both machines; the later marker proves nothing came twice.
+    res = ok(env, "send", "--queue", "--wait", "--timeout", "30", "loc", "r1", "second")
+    assert res.out == "loc: delivered #2 (1 attempt)\nr1: delivered #h1:3 (1 attempt)\n"
+    assert recording(r1_rec) == [first, "second"]
+    assert recording(loc_rec) == [first, "second"]
+    assert not pwned.exists()
+
+    # Not delivered in time on one machine: exit 3 there, delivered on the other.
+    ok(env, "stop", "r1")
+    res = mosaic(env, "send", "--queue", "--wait", "--json", "--timeout", "2", "r1", "loc", "3rd")
+    assert res.code == 3, res.out + res.err
+    doc = json.loads(res.out)["messages"]
+    assert [(m["id"], m["state"]) for m in doc] == [("h1:4", "queued"), (3, "delivered")]
+
+    # h1 unreachable: named on stderr, exit 1; this machine's part still works.
+    ok(env, "stop", "loc")  # its messages wait
+    h1.kill_sshd()
+    res = mosaic(env, "send", "--queue", "loc", "r1", "fourth")
+    assert res.code == 1 and res.out == "loc: queued #4\n"
+    assert "host h1 unreachable" in res.err and "Traceback" not in res.err
+    res = mosaic(env, "outbox", "--json")
+    assert res.code == 1 and "host h1 unreachable" in res.err
+    assert [m["id"] for m in json.loads(res.out)["messages"]] == [4]
+    res = mosaic(env, "outbox", "cancel", "4", "h1:4")
+    assert res.code == 1 and res.out == "loc: cancelled #4\n" and "host h1 unreachable" in res.err
+    h1.start_sshd()
+    assert _state(env, "h1:4") == "queued" and _state(env, 4) == "cancelled"
+    ok(env, "stop")

@@ -146,24 +146,51 @@ def test_queue_list_cancel_retry_and_wait_across_machines(
     assert recording(loc_rec) == [first, "second"]
     assert not pwned.exists()
 
-    # Not delivered in time on one machine: exit 3 there, delivered on the other.
+    # Stopped on one machine: not delivered in time there (exit 3), delivered on the other.
     ok(env, "stop", "r1")
     res = mosaic(env, "send", "--queue", "--wait", "--json", "--timeout", "2", "r1", "loc", "3rd")
     assert res.code == 3, res.out + res.err
     doc = json.loads(res.out)["messages"]
     assert [(m["id"], m["state"]) for m in doc] == [("h1:4", "queued"), (3, "delivered")]
 
-    # h1 unreachable: named on stderr, exit 1; this machine's part still works.
-    ok(env, "stop", "loc")  # its messages wait
+    assert _state(env, "h1:4") == "queued"
+
+    # The stopped agent started again: its host's watcher delivers it, once (the marker
+    # queued after it arrives after it).
+    ok(env, "start", "r1")
+    res = ok(env, "send", "--queue", "--wait", "--timeout", "40", "r1", "last")
+    assert res.out == "r1: delivered #h1:5 (1 attempt)\n"
+    assert _state(env, "h1:4") == "delivered"
+    assert recording(r1_rec) == [first, "second", "3rd", "last"]
+    ok(env, "stop")
+
+
+def test_an_unreachable_host_is_named_while_this_machines_part_works(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    h1 = lab.add("h1")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("loc", None), ("r1", "h1")]))
+    assert ok(env, "send", "--queue", "r1", "before").out == "r1: queued #h1:1\n"
     h1.kill_sshd()
-    res = mosaic(env, "send", "--queue", "loc", "r1", "fourth")
-    assert res.code == 1 and res.out == "loc: queued #4\n"
+
+    res = mosaic(env, "send", "--queue", "loc", "r1", "while h1 is away")
+    assert res.code == 1 and res.out == "loc: queued #1\n", res.out + res.err
     assert "host h1 unreachable" in res.err and "Traceback" not in res.err
+    res = mosaic(env, "send", "--queue", "--wait", "--timeout", "1", "r1", "wait for it")
+    assert res.code == 1 and res.out == "" and "host h1 unreachable" in res.err
     res = mosaic(env, "outbox", "--json")
     assert res.code == 1 and "host h1 unreachable" in res.err
-    assert [m["id"] for m in json.loads(res.out)["messages"]] == [4]
-    res = mosaic(env, "outbox", "cancel", "4", "h1:4")
-    assert res.code == 1 and res.out == "loc: cancelled #4\n" and "host h1 unreachable" in res.err
+    assert [m["id"] for m in json.loads(res.out)["messages"]] == [1]
+    res = mosaic(env, "outbox")
+    assert res.code == 1 and res.out.splitlines()[1].split()[:3] == ["1", "local", "loc"]
+    res = mosaic(env, "outbox", "r1")
+    assert res.code == 1 and res.out == "" and "host h1 unreachable" in res.err
+    res = mosaic(env, "outbox", "cancel", "h1:1", "1")
+    assert res.code == 1 and res.out == "loc: cancelled #1\n" and "host h1 unreachable" in res.err
+
+    # Back: h1's message was never touched; only this machine's was cancelled.
     h1.start_sshd()
-    assert _state(env, "h1:4") == "queued" and _state(env, 4) == "cancelled"
-    ok(env, "stop")
+    assert [(m["id"], m["state"]) for m in _box(env, "--all")] == [
+        ("h1:1", "queued"), (1, "cancelled")
+    ]  # fmt: skip

@@ -7,6 +7,8 @@ cannot be reached is named while the rest works."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,28 @@ def test_an_unreachable_host_is_named_while_this_machines_part_works(
     assert [(m["id"], m["state"]) for m in _box(env, "--all")] == [
         ("h1:1", "queued"), (1, "cancelled")
     ]  # fmt: skip
+
+
+def test_the_listing_asks_each_host_once_starting_before_click_loads(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`outbox` starts each host's call ahead of its own start-up (hosts.prefetch), and
+    then takes it over rather than asking again."""
+    h1 = lab.add("h1")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1")]))
+    ok(env, "send", "--queue", "r1", "hello")
+    for args in (["outbox", "--json"], ["outbox"], ["outbox", "--all", "--json"]):
+        before = h1.sessions()
+        assert "r1" in ok(env, *args).out
+        assert h1.sessions() == before + 1, args
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mosaic", "fleet",
+                               *args], env=env, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert proc.returncode == 0 and "r1" in proc.stdout, proc.stderr[-500:]
+        imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
+        assert imported.index("mosaic.hosts.ssh") < imported.index("click"), args
+    # AGENT asks only its machine, on the normal path: still one call.
+    before = h1.sessions()
+    assert ok(env, "outbox", "r1").out.count("hello") == 1
+    assert h1.sessions() == before + 1

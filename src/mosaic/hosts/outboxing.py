@@ -28,7 +28,7 @@ from mosaic.config.paths import Paths
 from mosaic.config.roster import Roster
 from mosaic.errors import ExitCode, MosaicError, UsageError
 from mosaic.hosts import hostroster, route
-from mosaic.hosts.remote import QUICK_S, HostError, Remote, parse_json
+from mosaic.hosts.remote import QUICK_S, HostError, Remote, outbox_listing, parse_json
 from mosaic.hosts.ssh import Reply
 from mosaic.store.outbox import REFUSED_PREFIX
 
@@ -207,7 +207,7 @@ def listing(
         return [tagged(LOCAL_HOST, m.as_json()) for m in found]
 
     def remote(host: Remote, part: route.Part) -> list[dict[str, Any]]:
-        doc, _ = host.json(["outbox", *(["--all"] if everything else []), "--json"])
+        doc, _ = host.json(outbox_listing(everything))
         rows = rows_of(host.name, doc)
         return [r for r in rows if agent is None or r.get("agent") == agent]
 

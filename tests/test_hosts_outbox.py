@@ -221,3 +221,28 @@ def test_the_listing_asks_each_host_once_starting_before_click_loads(
     before = h1.sessions()
     assert ok(env, "outbox", "r1").out.count("hello") == 1
     assert h1.sessions() == before + 1
+
+
+def test_a_hosts_answer_is_shown_harmlessly(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What a host answers is text from outside: escape sequences in any field reach the
+    operator's terminal as `?`; a row without a numeric id is the host's error (exit 1)."""
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    esc = "\\u001b]0;pwned\\u0007\\u001b[2J"
+    row = (f'{{"id": 1, "agent": "r1{esc}", "state": "queued{esc}", "attempts": 0, '
+           f'"queued_at": "2026-05-01T09:00:00.000Z{esc}", "delivered_at": null, '
+           f'"expires_at": null, "first_line": "hi{esc}", "reason": "why{esc}"}}')  # fmt: skip
+    (fake / "mosaic").write_text(f"#!/bin/sh\ncat <<'EOF'\n{{\"messages\": [{row}]}}\nEOF\n")
+    (fake / "mosaic").chmod(0o755)
+    lab.add("h1", path_first=fake)
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1")]))
+    res = ok(env, "outbox")
+    assert "\x1b" not in res.out and "\x07" not in res.out and "?]0;pwned" in res.out
+    assert json.loads(ok(env, "outbox", "--json").out)["messages"][0]["id"] == "h1:1"
+    (fake / "mosaic").write_text("#!/bin/sh\necho '{\"messages\": [{\"id\": \"1;x\"}]}'\n")
+    res = mosaic(env, "outbox")
+    assert res.code == 1 and "host h1: an outbox row without a numeric id" in res.err
+    assert "Traceback" not in res.err

@@ -95,9 +95,9 @@ def _across_hosts(paths: Paths, roster: Roster, args: tuple[str, ...], acting: b
             echo_json({"messages": done.rows})
         for row in done.rows:
             if str(row["id"]) not in done.refused and not as_json:
-                click.echo(f"{row['agent']}: {row['state']} #{row['id']}")
+                click.echo(printable(f"{row['agent']}: {row['state']} #{row['id']}"))
         for why in done.refused.values():
-            click.echo(why, err=True)
+            click.echo(printable(why), err=True)
         return failures(done)
     agent = roster.agent(args[0]).name if args else None
     done = outboxing.listing(paths, roster, agent, everything)
@@ -154,10 +154,12 @@ def table_of(messages: Sequence[dict[str, Any]], hosts: bool = False) -> str:
         text = printable(m["first_line"])
         if len(text) > TEXT_WIDTH:
             text = text[: TEXT_WIDTH - 1] + "…"
-        delivered = _when(m["delivered_at"]) if m["delivered_at"] is not None else "-"
-        where = (printable(str(m["host"])),) if hosts else ()
-        rows.append((str(m["id"]), *where, printable(str(m["agent"])), str(m["state"]),
-                     str(m["attempts"]), _when(m["queued_at"]), delivered, text))  # fmt: skip
+        delivered = _when(str(m["delivered_at"])) if m["delivered_at"] is not None else "-"
+        where = (str(m["host"]),) if hosts else ()
+        # A host's answer is text from outside too: every cell shown harmlessly.
+        shown = (str(m["id"]), *where, str(m["agent"]), str(m["state"]), str(m["attempts"]),
+                 _when(str(m["queued_at"])), delivered)  # fmt: skip
+        rows.append((*map(printable, shown), text))
         if m["reason"]:
             reasons[len(rows) - 1] = printable(str(m["reason"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

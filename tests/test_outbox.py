@@ -258,18 +258,3 @@ def test_nothing_is_typed_into_an_approval_dialog(
     assert recorded(tmp_path, "d1") == ["needs a tool", "then run the next one"]
     assert "reply #1: needs a tool" in tmux(env, "capture-pane", "-p", "-t", "d1")
 
-
-def test_agents_on_other_hosts_are_refused(fleet_env: dict[str, str], tmp_path: Path) -> None:
-    """The outbox is this machine's: a message for an agent another host runs is refused
-    before anything is stored (that host's own outbox is the place to queue it)."""
-    env = fleet_env
-    body = demo_roster(tmp_path, {"d1": []}) + (
-        "  - name: far\n    runtime: demo\n    host: gpu1\n"
-        "hosts:\n  gpu1: {ssh: 'dev@192.0.2.1'}\n"
-    )
-    write_roster(env, body)
-    ok(env, "validate")
-    res = mosaic(env, "send", "--queue", "d1", "far", "for both")
-    assert res.code == 2 and "far (on gpu1)" in res.err and "Traceback" not in res.err
-    assert box(env, "--all") == []
-    assert ok(env, "send", "--queue", "d1", "only here").out == "d1: queued #1\n"

@@ -5,8 +5,8 @@
 runtime names before importing click (a third of a bare interpreter's start-up on its own),
 so the most common health checks, scripts and completions stay near interpreter speed.
 Each fast path answers exactly as the click command would, or returns None and leaves the
-argv to click. For `fleet status` of a fleet with hosts, the hosts are asked before click
-loads (`hosts.prefetch`).
+argv to click. For `fleet status` (and `fleet outbox`) of a fleet with hosts, the hosts are
+asked before click loads (`hosts.prefetch`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> int | None:
         status = _fast(args)
         if status is not None:
             return status
-        if "status" in args[-2:]:
+        if "status" in args[-2:] or "outbox" in args[-3:]:
             # A fleet with hosts: they start answering while click loads (docs/hosts.md).
             from mosaic.hosts import prefetch
 

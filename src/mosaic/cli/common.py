@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mosaic.config.paths import Paths
+
+if TYPE_CHECKING:
+    from mosaic.config.roster import Roster
 
 
 def paths_of(ctx: click.Context) -> Paths:
@@ -33,3 +36,21 @@ def reader_gone() -> bool:
         return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
     except OSError:
         return True
+
+
+def roster_if_needed(paths: Paths, agent: str | None) -> Roster | None:
+    """The roster, when a command that a one-machine fleet answers without it needs it:
+    AGENT must be one of its agents, or it may declare hosts (docs/hosts.md)."""
+    from mosaic.config.load import load_bytes, read
+    from mosaic.hosts.declared import may_declare
+
+    if agent is None:
+        try:
+            data = paths.roster.read_bytes()
+        except OSError:
+            return None
+        if not may_declare(data):
+            return None
+    else:
+        data = read(paths.roster)
+    return load_bytes(data, paths.roster, cache_dir=paths.run)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mosaic.cli.common import paths_of, reader_gone
+from mosaic.cli.common import paths_of, reader_gone, roster_if_needed
 from mosaic.cli.completion import complete_agents, complete_hosts
 from mosaic.errors import UsageError
 
@@ -91,7 +91,7 @@ def events_cmd(
     for t in types:
         if t not in NAMES:
             raise UsageError(f"unknown event type {t!r}; known types: {', '.join(NAMES)}")
-    roster = _roster(paths, agent)
+    roster = roster_if_needed(paths, agent)
     if agent is not None and roster is not None:
         roster.agent(agent)
     if roster is not None and roster.hosts:
@@ -101,24 +101,6 @@ def events_cmd(
         if name != LOCAL_HOST:
             raise UsageError(f"unknown host {name!r}; known: {LOCAL_HOST}")
     _one_machine(paths, agent, since, types, follow, as_json)
-
-
-def _roster(paths: Paths, agent: str | None) -> Roster | None:
-    """The roster, when this command needs it: AGENT must be one of its agents, or it may
-    declare hosts. A one-machine fleet's log is read without it, as it always was."""
-    from mosaic.config.load import load_bytes, read
-    from mosaic.hosts.declared import may_declare
-
-    if agent is None:
-        try:
-            data = paths.roster.read_bytes()
-        except OSError:
-            return None
-        if not may_declare(data):
-            return None
-    else:
-        data = read(paths.roster)
-    return load_bytes(data, paths.roster, cache_dir=paths.run)
 
 
 def _one_machine(

@@ -4,8 +4,8 @@ Queueing is meant to cost about what `mosaic --version` costs (a script queues w
 agents in a loop), and click's import alone costs more. When the argv is a plain
 `fleet [--mosaic-home H] [--roster R] send --queue [--json] [--ttl D] [--max-attempts N]
 (AGENT... | --all) (MESSAGE | -)`, every agent is in the names cache of the roster's current
-bytes (`rostercache`, kept by every load of a valid roster), the roster has no hosts (the
-outbox is this machine's; click refuses agents elsewhere) and the fleet database exists
+bytes (`rostercache`, kept by every load of a valid roster), the roster has no hosts (with
+hosts, click stores each message on its agent's machine) and the fleet database exists
 at the current schema, the messages are stored here with the same SQL `store.outbox` uses
 (`store.outboxrows`) and printed the same way; in every other case (`--wait`, help, odd or
 unknown values, a roster not loaded since it changed) `run` returns None before reading

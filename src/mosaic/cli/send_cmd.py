@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from mosaic.cli.common import echo_json, paths_of
 from mosaic.cli.completion import complete_agents
 from mosaic.errors import UsageError
+
+if TYPE_CHECKING:
+    from mosaic.config.roster import Roster
 
 HELP = """Type MESSAGE into each AGENT's input and verify that the agent took it.
 
@@ -49,6 +54,8 @@ at a time, when the agent runs and is idle, exactly once; see `mosaic fleet outb
   mosaic fleet send --queue --wait --timeout 600 coder0 - < task.md
 --wait then blocks until each is delivered (exit 0) or the --timeout (exit 3; it stays
 queued); a message that failed, expired or was cancelled meanwhile is exit 1.
+With hosts in the roster each message is stored on its agent's machine (that host's
+watcher delivers it); a host's message ids are HOST:N (gpu1:17).
 """
 
 
@@ -145,23 +152,42 @@ def _queue(ctx: click.Context, agents: list[str], all_agents: bool, message: str
         if not agents:
             raise UsageError("the roster has no agents")
     names = [roster.agent(name).name for name in agents]  # unknown names: nothing stored
-    outbox.require_local(roster, names)
+    if roster.hosts:
+        _queue_across_hosts(ctx, roster, names, message, seconds, max_attempts,
+                            timeout if wait else None, as_json)  # fmt: skip
     attempts = outbox.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
     ids = outbox.enqueue(paths, names, message, seconds, attempts)
     if not wait:
-        stored = outbox.get(paths, ids)
+        stored = [m.as_json() for m in outbox.get(paths, ids)]
         if as_json:
-            echo_json({"messages": [m.as_json() for m in stored]})
+            echo_json({"messages": stored})
         else:
             click.echo("\n".join(queued_lines(stored)))
         ctx.exit(0)
-    final = outbox.wait(paths, ids, timeout)
+    final = [m.as_json() for m in outbox.wait(paths, ids, timeout)]
     lines, code = waited(final, timeout)
     if as_json:
-        echo_json({"messages": [m.as_json() for m in final]})
+        echo_json({"messages": final})
     else:
         click.echo("\n".join(lines))
     ctx.exit(code)
+
+
+def _queue_across_hosts(ctx: click.Context, roster: Roster, names: list[str], message: str,
+                        ttl: int | None, max_attempts: int | None, wait: float | None,
+                        as_json: bool) -> None:  # fmt: skip
+    """Each message stored on its agent's machine (docs/hosts.md, "Outbox"); what was
+    stored is printed, then each machine that failed is named on stderr (exit 1)."""
+    from mosaic.cli.outbox_cmd import failures, queued_lines, waited
+    from mosaic.hosts import outboxing
+
+    done = outboxing.enqueue(paths_of(ctx), roster, names, message, ttl, max_attempts, wait)
+    lines, code = waited(done.rows, wait) if wait is not None else (queued_lines(done.rows), 0)
+    if as_json:
+        echo_json({"messages": done.rows})
+    elif lines:
+        click.echo("\n".join(lines))
+    ctx.exit(failures(done, code))
 
 
 def split_args(args: tuple[str, ...], all_agents: bool) -> tuple[list[str], str]:

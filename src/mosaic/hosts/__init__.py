@@ -8,6 +8,8 @@
                    each machine's part in parallel (bounded), collect
     merge.py       the machines' status answers as one (pure)
     sending.py     `send` across machines: nothing typed anywhere unless all can take it
+    outboxing.py   the outbox across machines: stored on each agent's machine, lists merged,
+                   `HOST:N` ids routed
     prefetch.py    `status`: each host's call started before click loads
 
 Each host supervises its own agents with its own supervisor, so a lost connection stops

@@ -49,6 +49,14 @@ def part_text(roster_text: str, host: str) -> bytes:
     return (HEADER + yamlio.dump(out)).encode()
 
 
+def part_for(paths: Paths, host: str) -> bytes:
+    """`host`'s part of the controller's roster as it is on disk now: what starts or is
+    queued there is what the roster says now."""
+    from mosaic.config.load import decode, read
+
+    return part_text(decode(read(paths.roster), paths.roster), host)
+
+
 def _notify_part(targets: list[Any], here: set[Any]) -> list[Any]:
     """The `notify:` targets of a host's watcher: those for every agent as written, those
     limited to `agents:` only with this host's among them (a host's roster must not name

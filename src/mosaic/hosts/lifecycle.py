@@ -4,7 +4,7 @@ command line (`cli/run_cmds`) and the dashboard (`web/actions`) both run."""
 from __future__ import annotations
 
 from mosaic.config.paths import Paths
-from mosaic.hosts import route
+from mosaic.hosts import hostroster, route
 from mosaic.hosts.remote import Remote
 
 
@@ -35,15 +35,8 @@ def run(paths: Paths, agent: str | None, action: str) -> list[route.Done[list[st
     def remote(host: Remote, part: route.Part) -> list[str]:
         if action != "stop":
             # What starts there is what the roster says now.
-            host.push_roster(_host_roster(paths, part))
+            host.push_roster(hostroster.part_for(paths, part.name))
         return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
 
     return route.each(paths, parts, local, remote)
 
-
-def _host_roster(paths: Paths, part: route.Part) -> bytes:
-    from mosaic.config.load import decode, read
-    from mosaic.hosts import hostroster
-
-    text = decode(read(paths.roster), paths.roster)
-    return hostroster.part_text(text, part.name)

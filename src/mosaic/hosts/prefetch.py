@@ -1,4 +1,5 @@
-"""Asking the hosts for `status` while this process is still starting up.
+"""Asking the hosts for `status` (or the outbox listing) while this process is still
+starting up.
 
 A controller's own start-up (the interpreter, click, the command table) costs about as much
 as a small host's whole `status`, and would otherwise come first. So for the plain
@@ -7,9 +8,10 @@ before click is imported: when the roster is one already parsed and checked (its
 form, `config.rostercache`) and it declares hosts, it is loaded the usual way and every
 host's `status --json` is started exactly as `status` will ask it (`remote.STATUS`, the
 same `Remote.command`, the same `Link.argv`). The status command's own call then takes the
-started one over (`Link.run`), so each host works while click loads. Anything unusual, or
-any problem, is left to the normal path, which reports it; a call nobody takes over is
-ended at exit.
+started one over (`Link.run`), so each host works while click loads. The whole-fleet
+`outbox [--all] [--json]` is started ahead the same way (`remote.outbox_listing`).
+Anything unusual, or any problem, is left to the normal path, which reports it; a call
+nobody takes over is ended at exit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def start(args: list[str]) -> None:
     from mosaic.config import locate, rostercache
 
     split = split_group(args)
-    if split is None or split[1] not in (["status"], ["status", "--json"]):
+    command = None if split is None else _ahead(split[1])
+    if split is None or command is None:
         return
     flags = split[0]
     home, roster_file = locate.home_and_roster(
@@ -36,23 +39,36 @@ def start(args: list[str]) -> None:
     doc = rostercache.get_doc(locate.run_dir(home), data)
     if not isinstance(doc, dict) or not doc.get("hosts"):
         return  # a one-machine fleet (or a roster not parsed yet): nothing to start ahead
-    _start_hosts(home, roster_file, data)
+    _start_hosts(home, roster_file, data, command)
 
 
-def _start_hosts(home: str, roster_file: str, data: bytes) -> None:
+def _ahead(words: list[str]) -> tuple[str, ...] | None:
+    """What each host is asked for the command `words`, when it is one started ahead."""
+    if words in (["status"], ["status", "--json"]):
+        from mosaic.hosts.remote import STATUS
+
+        return STATUS
+    once = len(set(words)) == len(words)
+    if words[:1] == ["outbox"] and once and set(words[1:]) <= {"--all", "--json"}:
+        from mosaic.hosts.remote import outbox_listing
+
+        return outbox_listing("--all" in words)
+    return None
+
+
+def _start_hosts(home: str, roster_file: str, data: bytes, command: tuple[str, ...]) -> None:
     from pathlib import Path
 
     from mosaic.config.load import load_bytes
     from mosaic.config.paths import Paths
     from mosaic.errors import MosaicError
     from mosaic.hosts import route
-    from mosaic.hosts.remote import STATUS
 
     paths = Paths(Path(home), Path(roster_file))
     try:
         roster = load_bytes(data, paths.roster, cache_dir=paths.run)
         for host in roster.hosts[: route.parallelism()]:  # the fan-out's own bound
             remote = route.remote(paths, host)
-            remote.link.start_ahead(remote.command(STATUS))
+            remote.link.start_ahead(remote.command(command))
     except (MosaicError, OSError):
         return

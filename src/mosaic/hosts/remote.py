@@ -38,6 +38,11 @@ PASSED_CODES = {int(c) for c in ExitCode}
 STATUS = ("status", "--json")  # what `status` asks each host (and `hosts.prefetch` ahead)
 
 
+def outbox_listing(everything: bool) -> tuple[str, ...]:
+    """What `outbox [--all]` asks each host (and `hosts.prefetch` ahead)."""
+    return ("outbox", *(("--all",) if everything else ()), "--json")
+
+
 class HostError(MosaicError):
     """One host could not do what was asked; the message names the host."""
 

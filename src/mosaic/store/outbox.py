@@ -35,6 +35,9 @@ __all__ = ["DEFAULT_MAX_ATTEMPTS", "Message", "State"]
 
 LEASE = "outbox"
 LEFT_ROSTER = "the agent left the roster"
+# How a refused `cancel`/`retry` line starts, the id following: a controller reads a
+# host's refusals by it (hosts/outboxing.py).
+REFUSED_PREFIX = "message "
 
 
 class State(StrEnum):
@@ -281,7 +284,7 @@ def _operate(
     with db.write(conn):
         for message in get(conn, ids):
             if message.state not in allowed:
-                why = f"message {message.id} is {message.state}; only " + " or ".join(
+                why = f"{REFUSED_PREFIX}{message.id} is {message.state}; only " + " or ".join(
                     str(s) for s in allowed
                 ) + f" messages can be {verb}"
                 changes.append(Change(message.id, message.agent, message.state, why))

@@ -88,6 +88,6 @@ def as_json(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def queued_line(ident: int, agent: str) -> str:
-    """`send --queue`'s line for one message just stored."""
+def queued_line(ident: int | str, agent: str) -> str:
+    """`send --queue`'s line for one message just stored (a host's id is `HOST:N`)."""
     return f"{agent}: queued #{ident}"

@@ -148,12 +148,9 @@ def lifecycle(paths: Paths, name: str, action: Lifecycle) -> dict[str, Any]:
 
 
 def approve(paths: Paths, name: str, deny: bool) -> dict[str, Any]:
-    """`approve AGENT [--deny] --json`."""
-    from mosaic.fleet import open_fleet
+    """`approve AGENT [--deny] --json`, on whichever machine the agent is."""
+    from mosaic.hosts.approving import approve_named
     from mosaic.send.approve import DEFAULT_TIMEOUT_S
-    from mosaic.send.approve import approve as answer
 
-    fleet = open_fleet(paths)
-    agent = fleet.roster.agent(name)
-    runtime = fleet.roster.runtime_for(agent)
-    return answer(fleet.tmux, fleet.paths, name, runtime, deny, DEFAULT_TIMEOUT_S).as_json()
+    doc, _ = approve_named(paths, name, deny, DEFAULT_TIMEOUT_S)
+    return doc

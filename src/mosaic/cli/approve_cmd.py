@@ -1,5 +1,5 @@
 """`mosaic fleet approve`: answer the dialog an agent waits on; the work is in
-`mosaic.send.approve`."""
+`mosaic.send.approve` (the screen) and `mosaic.hosts.approving` (which machine)."""
 
 from __future__ import annotations
 

@@ -260,8 +260,9 @@ class Dashboard:
         if self.hub.last_status is not None:
             await resp.write(_sse("status", self.hub.last_status))
         if resume is not None and resume < cursor:
+            # This machine's events only: the stream's ids are its seqs.
             lines = await _thread(actions.event_lines, self.paths, str(resume), None, (),
-                                  REPLAY_MAX)  # fmt: skip
+                                  REPLAY_MAX, True)  # fmt: skip
             for line in lines:
                 seq = int(json.loads(line)["seq"])
                 await resp.write(_sse("event", line, seq))
@@ -316,8 +317,12 @@ def _error(status: int, message: str) -> web.Response:
 
 def _failure(exc: MosaicError) -> web.Response:
     """A user-facing error as JSON, with the status that says whose it is."""
+    from mosaic.hosts.remote import HostError
+
     if isinstance(exc, UnknownAgentError):
         status = 404
+    elif isinstance(exc, HostError):
+        status = 502  # the agent's host could not do it (unreachable, or its own error)
     elif isinstance(exc, UsageError):
         status = 400
     elif isinstance(exc, ConfigError):

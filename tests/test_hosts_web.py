@@ -19,6 +19,7 @@ from helpers import wait_until
 from hostlab import Lab, all_running, open_lab, recording
 from webkit import BROWSER_ARGS, CHROMIUM, Stream, Web, running_web
 
+OUTPUT = Path(__file__).resolve().parent / "output"  # screenshots (gitignored)
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 
@@ -201,6 +202,8 @@ def test_the_page_shows_the_remote_agent_its_host_and_its_screen(
                 "() => [...document.querySelectorAll('#events .ev-host')]"
                 ".some(e => e.textContent === 'h1')"
             )
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "web-hosts-1280.png"))
             # Restart from the page: done on h1 (a new process there), its lines shown.
             before = _rows(web)["r1"]["pid"]
             page.click('button[data-action="restart"]')
@@ -208,7 +211,22 @@ def test_the_page_shows_the_remote_agent_its_host_and_its_screen(
             wait_until(lambda: _rows(web)["r1"]["pid"] not in (None, before), timeout=30,
                        what="r1 restarted on h1")  # fmt: skip
             assert "h1" in page.inner_text("#action-result")
+            # h1 unreachable: named above the list, r1 unknown, its screen says why.
+            lab.hosts["h1"].kill_sshd()
+            page.wait_for_selector('#hosts li[data-host="h1"].down')
+            assert "h1: unreachable" in page.inner_text("#hosts")
+            page.wait_for_function(
+                "() => document.querySelector(\"tr[data-agent='r1'] .c-state\")"
+                ".textContent.includes('unknown')"
+            )
+            page.wait_for_function(
+                "() => document.getElementById('screen').textContent"
+                ".includes('(no screen: host h1 unreachable')"
+            )
+            assert "running" in page.inner_text('tr[data-agent="loc"] .c-state')
+            page.screenshot(path=str(OUTPUT / "web-hosts-unreachable-1280.png"))
             assert errors == [], errors
         finally:
             browser.close()
+    lab.hosts["h1"].start_sshd()
     ok(env, "stop")

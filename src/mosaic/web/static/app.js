@@ -137,7 +137,7 @@
         cell("c-state", stateBadge(r)),
         cell("c-activity", activityBadge(r)),
         up,
-        el("td", "c-restarts", r.restarts),
+        el("td", "c-restarts", r.restarts ?? "–"),
       );
       out.push(tr);
     }
@@ -153,10 +153,10 @@
     const hosts = Array.isArray(doc.hosts) ? doc.hosts.filter((h) => h.name !== "local") : [];
     const out = hosts.map((h) => {
       const down = h.reachable === false || Boolean(h.error);
-      const item = el("li", down ? "host down" : "host up",
-        down ? `✖ ${h.name}: ${h.reachable === false ? "unreachable" : "error"}` : `● ${h.name}`);
+      // The reason already says "unreachable: ..." when the host could not be reached.
+      const why = h.error || (h.reachable === false ? "unreachable" : "");
+      const item = el("li", down ? "host down" : "host up", down ? `✖ ${h.name}: ${why}` : `● ${h.name}`);
       item.dataset.host = h.name;
-      if (down && h.error) item.append(el("span", "host-error", ` — ${h.error}`));
       return item;
     });
     $("hosts").replaceChildren(...out);

@@ -7,6 +7,7 @@ whatever a remote agent prints is text on the page. Real sshd in network namespa
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from fleetkit import ok, write_roster
 from helpers import wait_until
-from hostlab import Lab, all_running, open_lab, recording
+from hostlab import VENV_BIN, Lab, all_running, open_lab, recording
 from webkit import BROWSER_ARGS, CHROMIUM, Stream, Web, running_web
 
 OUTPUT = Path(__file__).resolve().parent / "output"  # screenshots (gitignored)
@@ -164,6 +165,57 @@ def test_the_api_shows_and_acts_on_a_remote_agent(
     # The dashboard's ssh clients (its event follower's streams) ended with it.
     assert _followers(lab.hosts["h1"].target) == []
     lab.hosts["h1"].start_sshd()
+    ok(env, "stop")
+
+
+def test_one_poller_per_host_serves_every_page_and_only_while_one_watches(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    # h1's `mosaic` notes every agent it is asked to `capture`, in order, then runs.
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    log = tmp_path / "captures.log"
+    (wrap / "mosaic").write_text(
+        "#!/bin/sh\nprev=\n"
+        f'for a in "$@"; do [ "$prev" = capture ] && echo "$a" >> {log}; prev=$a; done\n'
+        f'exec {VENV_BIN}/mosaic "$@"\n'
+    )  # fmt: skip
+    (wrap / "mosaic").chmod(0o755)
+    lab.add("h1", path_first=wrap)
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1"), ("r2", "h1")]))
+    ok(env, "start")
+    wait_until(lambda: all_running(env, ["r1", "r2"]), timeout=40, what="r1 and r2 running")
+
+    def captured() -> list[str]:
+        return log.read_text().split() if log.exists() else []
+
+    with running_web(env, tmp_path) as web:
+        assert captured() == []  # no page: h1 is not asked for screens
+        pages = [Stream(web, "?screen=r1"), Stream(web, "?screen=r1"), Stream(web, "?screen=r2")]
+        try:
+            for page in pages:
+                page.until(lambda e: e.get("event") == "screen", "a screen")
+            start = len(captured())
+            wait_until(lambda: len(captured()) >= start + 8, timeout=30, what="4 polls of h1")
+            # One poller for the three pages: each round asks for r1 once, then r2.
+            rounds = captured()[start + 1 : start + 7]
+            for a, b in itertools.pairwise(rounds):
+                assert a != b, captured()
+            for page in pages[:2]:
+                page.close()
+            # r1 watched by no page: the poller goes on for r2 alone. A round under way, and
+            # one more begun before the dashboard saw the pages go, may still ask for r1;
+            # any later round that did would come before r2's fourth capture since.
+            closed = len(captured())
+            wait_until(lambda: captured()[closed:].count("r2") >= 4, timeout=30,
+                       what="4 polls of r2")  # fmt: skip
+            after = captured()[closed:]
+            second = after.index("r2", after.index("r2") + 1)
+            assert "r1" not in after[second + 1 :], after
+        finally:
+            for page in pages:
+                page.close()
     ok(env, "stop")
 
 

@@ -56,6 +56,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 KEEPALIVE_S = 15.0
+GONE_CHECK_S = 0.5  # how soon a stream notices its page left
 REPLAY_MAX = 1000
 MAX_BODY = 1 << 20  # a 64 KiB message, JSON-escaped, fits many times over
 MAX_SEND_TIMEOUT_S = 600.0
@@ -245,15 +246,21 @@ class Dashboard:
         await resp.prepare(request)
         sub = self.hub.subscribe(screen)
         try:
-            await self._serve_stream(resp, sub, int(resume) if resume else None)
+            await self._serve_stream(resp, sub, int(resume) if resume else None,
+                                     request.transport)  # fmt: skip
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.hub.unsubscribe(sub)
         return resp
 
-    async def _serve_stream(self, resp: web.StreamResponse, sub: Subscriber,
-                            resume: int | None) -> None:  # fmt: skip
+    async def _serve_stream(
+        self,
+        resp: web.StreamResponse,
+        sub: Subscriber,
+        resume: int | None,
+        transport: asyncio.Transport | None,
+    ) -> None:
         cursor = self.hub.top  # every later event reaches `sub.queue`
         hello = {"version": __version__, "queue": actions.QUEUE_AVAILABLE}
         await resp.write(_sse("hello", json.dumps(hello), cursor if resume is None else resume))
@@ -267,12 +274,21 @@ class Dashboard:
                 seq = int(json.loads(line)["seq"])
                 await resp.write(_sse("event", line, seq))
                 cursor = max(cursor, seq)
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             try:
-                message = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                message = await asyncio.wait_for(sub.queue.get(), GONE_CHECK_S)
             except TimeoutError:
-                await resp.write(b": keepalive\n\n")
+                # A page that left stops what it watched now (a host's screen poller), not
+                # at the next write that fails.
+                if transport is None or transport.is_closing():
+                    return
+                if loop.time() - quiet_since >= KEEPALIVE_S:
+                    await resp.write(b": keepalive\n\n")
+                    quiet_since = loop.time()
                 continue
+            quiet_since = loop.time()
             if message is None:
                 return
             if message.kind == "event" and message.seq is not None:

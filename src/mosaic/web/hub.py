@@ -14,7 +14,8 @@ the event log, once per IDLE_TICK_S):
               an agent on another machine: its host's poller (`web.hostfeed`), one per
               host, runs `capture` there while a page shows one of its agents
     events    when the database changed (`PRAGMA data_version`), the new events' JSON lines
-              (the lines of `events --json`) to every page
+              (the lines of `events --json`) to every page; with hosts, each tagged with
+              `host`, and every host's own, from `web.hostfeed`'s one follower
     status    the `status --json` document, recomputed when an agent's pane appeared,
               vanished, died or changed pid, a lifecycle event arrived, no watcher runs and
               a captured screen reads differently, or STATUS_EVERY_S passed; at most once per

@@ -1,17 +1,12 @@
 """`mosaic fleet approve`: answer the dialog an agent waits on; the work is in
-`mosaic.send.approve`."""
+`mosaic.send.approve` (the screen) and `mosaic.hosts.approving` (which machine)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from mosaic.cli.common import echo_json, paths_of
 from mosaic.cli.completion import complete_agents
-
-if TYPE_CHECKING:
-    from mosaic.hosts.remote import Remote
 
 HELP = """Answer the approval dialog AGENT waits on: approve once (never "always"), or --deny.
 
@@ -38,26 +33,9 @@ another machine (roster `host:`) is answered there, with the same outcomes and e
 def approve_cmd(
     ctx: click.Context, agent: str, deny: bool, timeout: float, as_json: bool
 ) -> None:
-    from mosaic.config.load import load
-    from mosaic.hosts import route
+    from mosaic.hosts.approving import approve_named
 
-    paths = paths_of(ctx)
-    roster = load(paths.roster, cache_dir=paths.run)
-    host = route.remote_for(paths, roster, agent)
-    if host is not None:
-        doc, code = _remote(host, agent, deny, timeout)
-    else:
-        from mosaic.fleet import open_fleet
-        from mosaic.send.approve import approve
-
-        fleet = open_fleet(paths, roster=roster)
-        runtime = roster.runtime_for(roster.agent(agent))
-        res = approve(fleet.tmux, paths, agent, runtime, deny, timeout)
-        doc, code = res.as_json(), res.exit_code
-    if roster.hosts:
-        from mosaic.config.names import LOCAL_HOST
-
-        doc["host"] = LOCAL_HOST if host is None else host.name
+    doc, code = approve_named(paths_of(ctx), agent, deny, timeout)
     if as_json:
         echo_json(doc)
     else:
@@ -68,15 +46,3 @@ def approve_cmd(
                 click.echo(f"  | {line}")
     ctx.exit(code)
 
-
-def _remote(host: Remote, agent: str, deny: bool, timeout: float) -> tuple[dict[str, Any], int]:
-    """The host's own `approve --json`: its document and exit code (0, 1 or 3); anything
-    else is the host's error, as a HostError naming it."""
-    from mosaic.hosts.remote import QUICK_S, HostError
-
-    args = ["approve", agent, "--json", "--timeout", repr(timeout), *(["--deny"] if deny else [])]
-    # The host waits for the agent's send lock first (a send in progress), as `send` does.
-    doc, reply = host.json(args, timeout=timeout * 3 + QUICK_S, ok=(0, 1, 3))
-    if not isinstance(doc, dict) or "outcome" not in doc:
-        raise HostError(host.name, f"host {host.name}: approve gave no answer for {agent}")
-    return doc, reply.code

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 
 from mosaic.config.paths import Paths
-from mosaic.config.roster import Roster
 from mosaic.errors import UsageError
 from mosaic.store import db
 from mosaic.store import outbox as store
@@ -46,16 +45,6 @@ def check(agents: Sequence[str], text: str, ttl: float | None, max_attempts: int
         raise UsageError("the ttl must be more than 0 seconds")
     if max_attempts < 1:
         raise UsageError("max attempts must be at least 1")
-
-
-def require_local(roster: Roster, names: Sequence[str]) -> None:
-    """This machine's outbox holds this machine's agents' messages (a host keeps its own)."""
-    remote = [f"{a.name} (on {a.host})" for a in map(roster.agent, names) if a.host is not None]
-    if remote:
-        raise UsageError(
-            f"the outbox queues only for agents on this machine, not {', '.join(remote)}: "
-            "send to it directly, or queue on its host"
-        )
 
 
 def enqueue(

@@ -10,11 +10,14 @@ change, so routing (hosts) or the outbox plug in here.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mosaic.config.paths import Paths
 from mosaic.errors import OperationFailed, UsageError
 from mosaic.web import sgr
+
+if TYPE_CHECKING:
+    from mosaic.config.roster import Roster
 
 Lifecycle = Literal["start", "stop", "restart"]
 LIFECYCLE: tuple[Lifecycle, ...] = ("start", "stop", "restart")
@@ -43,20 +46,30 @@ def event_lines(
     agent: str | None = None,
     types: tuple[str, ...] = (),
     last: int | None = None,
+    local_only: bool = False,
 ) -> list[str]:
     """`events --json [AGENT] [--since S] [--type T]...`, optionally only the newest `last`:
-    the same lines, assembled by the same query."""
+    the same lines, assembled by the same query; with hosts in the roster every machine's,
+    merged and tagged with `host` (`local_only`: this machine's, tagged, e.g. to replay
+    the stream, whose ids are this machine's seqs)."""
     import time
 
     from mosaic.config.eventtypes import NAMES
+    from mosaic.config.load import load
     from mosaic.store import db, events
     from mosaic.store.eventlines import since_arg
 
     for t in types:
         if t not in NAMES:
             raise UsageError(f"unknown event type {t!r}; known types: {', '.join(NAMES)}")
+    roster = load(paths.roster, cache_dir=paths.run)
     if agent is not None:
-        check_agent(paths, agent)
+        roster.agent(agent)
+    if last is not None:
+        last = min(max(1, last), MAX_LAST)
+    if roster.hosts:
+        return _merged_lines(paths, roster, since, agent, tuple(dict.fromkeys(types)), last,
+                             local_only)  # fmt: skip
     after, since_t = 0, None
     if since is not None:
         parsed = since_arg(since, time.time())
@@ -70,9 +83,30 @@ def event_lines(
     with db.opened(paths.db) as conn:
         top = events.last_seq(conn)
         if last is not None:
-            start = events.newest_start(conn, query, min(max(1, last), MAX_LAST))
+            start = events.newest_start(conn, query, last)
             query = events.Query(max(query.after, start), query.since_ts, query.types, agent)
         return [line for _, line in events.json_lines(conn, query, top)]
+
+
+def _merged_lines(
+    paths: Paths,
+    roster: Roster,
+    since: str | None,
+    agent: str | None,
+    types: tuple[str, ...],
+    last: int | None,
+    local_only: bool,
+) -> list[str]:
+    """Every machine's log read at once (`hosts.eventfeed`, as `events` does); a host that
+    cannot be read is left out (the status document names it)."""
+    from mosaic.config.names import LOCAL_HOST
+    from mosaic.hosts import eventfeed
+    from mosaic.hosts.eventmerge import parse_since
+
+    parts = eventfeed.parts(roster, agent, (LOCAL_HOST,) if local_only else ())
+    query = eventfeed.Query(parse_since(since, eventfeed.machines(roster)), types, agent)
+    lines, _, _ = eventfeed.history(paths, parts, query)
+    return [ln.json() for ln in (lines[-last:] if last is not None else lines)]
 
 
 def screen(paths: Paths, name: str) -> dict[str, Any]:
@@ -86,8 +120,10 @@ def screen(paths: Paths, name: str) -> dict[str, Any]:
     roster = load(paths.roster, cache_dir=paths.run)
     host = route.remote_for(paths, roster, name)
     if host is not None:
+        from mosaic.web.hostfeed import remote_document
+
         text = host.call(["capture", name]).out.decode("utf-8", "replace")
-        return screen_document(name, text, False, 0, 0)
+        return remote_document(host.name, name, text)
     fleet = open_fleet(paths, roster=roster)
     pane = (list_panes(fleet.tmux) or {}).get(name)
     if pane is None:
@@ -123,16 +159,23 @@ QUEUE_AVAILABLE = True
 
 
 def queue(paths: Paths, name: str, message: str) -> dict[str, Any]:
-    """`send --queue AGENT MESSAGE --json`: the message waits in the outbox until the agent
-    can take it; the same document the command prints."""
+    """`send --queue AGENT MESSAGE --json`: the message waits in its agent's machine's outbox
+    until the agent can take it (docs/hosts.md, "Outbox"); the document the command prints."""
     from mosaic import outbox
     from mosaic.config.load import load
+    from mosaic.hosts import outboxing
     from mosaic.send import delivery
 
     delivery.check_message(message)
-    outbox.require_local(load(paths.roster, cache_dir=paths.run), [name])
-    ids = outbox.enqueue(paths, [name], message)
-    return {"messages": [m.as_json() for m in outbox.get(paths, ids)]}
+    roster = load(paths.roster, cache_dir=paths.run)
+    roster.agent(name)  # an unknown agent is a usage error: nothing stored
+    if not roster.hosts:
+        ids = outbox.enqueue(paths, [name], message)
+        return {"messages": [m.as_json() for m in outbox.get(paths, ids)]}
+    done = outboxing.enqueue(paths, roster, [name], message)
+    for error in done.errors:
+        raise error  # one agent, so one machine: its failure is the answer
+    return {"messages": done.rows}
 
 
 def lifecycle(paths: Paths, name: str, action: Lifecycle) -> dict[str, Any]:
@@ -148,12 +191,9 @@ def lifecycle(paths: Paths, name: str, action: Lifecycle) -> dict[str, Any]:
 
 
 def approve(paths: Paths, name: str, deny: bool) -> dict[str, Any]:
-    """`approve AGENT [--deny] --json`."""
-    from mosaic.fleet import open_fleet
+    """`approve AGENT [--deny] --json`, on whichever machine the agent is."""
+    from mosaic.hosts.approving import approve_named
     from mosaic.send.approve import DEFAULT_TIMEOUT_S
-    from mosaic.send.approve import approve as answer
 
-    fleet = open_fleet(paths)
-    agent = fleet.roster.agent(name)
-    runtime = fleet.roster.runtime_for(agent)
-    return answer(fleet.tmux, fleet.paths, name, runtime, deny, DEFAULT_TIMEOUT_S).as_json()
+    doc, _ = approve_named(paths, name, deny, DEFAULT_TIMEOUT_S)
+    return doc

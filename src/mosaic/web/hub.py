@@ -10,9 +10,12 @@ the event log, once per IDLE_TICK_S):
               and a capture, with colours, of only the screens that may have changed and
               that some page shows — or every agent's when no watcher runs, so that the
               dashboard classifies them itself
-    screens   each changed screen a page shows, as HTML (`sgr.to_html`), to those pages
+    screens   each changed screen a page shows, as HTML (`sgr.to_html`), to those pages;
+              an agent on another machine: its host's poller (`web.hostfeed`), one per
+              host, runs `capture` there while a page shows one of its agents
     events    when the database changed (`PRAGMA data_version`), the new events' JSON lines
-              (the lines of `events --json`) to every page
+              (the lines of `events --json`) to every page; with hosts, each tagged with
+              `host`, and every host's own, from `web.hostfeed`'s one follower
     status    the `status --json` document, recomputed when an agent's pane appeared,
               vanished, died or changed pid, a lifecycle event arrived, no watcher runs and
               a captured screen reads differently, or STATUS_EVERY_S passed; at most once per
@@ -48,6 +51,7 @@ IDLE_TICK_S = 1.0
 ROSTER_CHECK_S = 2.0
 STATUS_EVERY_S = 10.0
 STATUS_GAP_S = 0.3
+REMOTE_STATUS_GAP_S = 2.0  # a status asks every host: at most this often for their screens
 QUEUE_MAX = 512
 ACTIVITY_EVENTS = {"busy": "busy", "idle": "idle", "awaiting_approval": "awaiting_approval"}
 
@@ -185,6 +189,11 @@ class _Feed:
         self.doc: dict[str, Any] | None = None
         self.status_due = True
         self.status_at = 0.0
+        self.remote_status_at = 0.0
+        from mosaic.web.hostfeed import HostEvents, HostScreens
+
+        self.hosts = HostScreens(paths, self._remote_screen)
+        self.host_events = HostEvents(paths)
 
     def start(self) -> int:
         """Open the database; the seq pages start after."""
@@ -195,6 +204,8 @@ class _Feed:
         return self.after
 
     def close(self) -> None:
+        self.hosts.close()
+        self.host_events.close()
         if self.control is not None:
             self.control.close()
         if self.conn is not None:
@@ -203,6 +214,8 @@ class _Feed:
     def events_only(self) -> None:
         """Between pages: follow the event log; the next page gets a fresh document."""
         self._events()
+        self.hosts.idle()
+        self.host_events.want(None, False)
         self.status_due = True
 
     def tick(self, wanted: frozenset[str], forced: set[str]) -> None:
@@ -210,6 +223,16 @@ class _Feed:
         self._fleet(now)
         self._events()
         self._look(wanted, forced)
+        if self.fleet is not None:
+            self.hosts.want(self.fleet.roster, wanted, forced)
+            self.host_events.want(self.fleet.roster, True)
+        for line in self.host_events.drain():
+            self.publish(Message("event", line.json()))
+            self._patch(dict(line.event))
+        if self.hosts.changed() and now - self.remote_status_at >= REMOTE_STATUS_GAP_S:
+            # A remote screen changed: its activity may have (read by the host's watcher).
+            self.remote_status_at = now
+            self.status_due = True
         gap_ok = now - self.status_at >= STATUS_GAP_S
         if (self.status_due and gap_ok) or now - self.status_at >= STATUS_EVERY_S:
             self._status(now)
@@ -252,7 +275,11 @@ class _Feed:
             return
         lines = events.json_lines(conn, events.Query(self.after), top)
         self.after = top
+        tagged = self.fleet is not None and bool(self.fleet.roster.hosts)
         for seq, line in lines:
+            if tagged:
+                # With hosts every line names its machine, as `events --json` prints it.
+                line = _tagged(line)
             self.publish(Message("event", line, seq=seq))
             self._patch(json.loads(line))
 
@@ -279,13 +306,15 @@ class _Feed:
         fleet, detector = self.fleet, self.detector
         if fleet is None or detector is None:
             return
-        names = fleet.roster.names
+        # This machine's agents; other machines' screens come from `hostfeed`.
+        names = [a.name for a in fleet.roster.agents if a.host is None]
+        local = set(names)
         watcher = (self.doc or {}).get("watcher") or {}
         watched = watcher.get("state") == "running"
         for name in forced:
             detector.seen.pop(name, None)  # captured again, and so sent again
         look = detector.look([n for n in names if n in wanted or not watched])
-        lifecycle = {n: (m.pane.pid, m.pane.dead) for n, m in look.marks.items() if n in names}
+        lifecycle = {n: (m.pane.pid, m.pane.dead) for n, m in look.marks.items() if n in local}
         if lifecycle != self.lifecycle:
             if self.lifecycle is not None:
                 self.status_due = True
@@ -297,15 +326,8 @@ class _Feed:
                 self._screen(name, text, pane)
             if not watched:
                 self._classify(name, text, pane)
-        remote = {a.name for a in fleet.roster.agents if a.host is not None}
-        for name in forced - set(look.screens):
+        for name in (forced & local) - set(look.screens):
             mark = look.marks.get(name)
-            if name in remote:
-                # On another machine: its screen as `capture` there shows it, once, when a
-                # page asks (live updates stream for this machine's agents).
-                doc = actions.screen(self.paths, name)
-                self.publish(Message("screen", json.dumps(doc, ensure_ascii=False), agent=name))
-                continue
             if mark is None:
                 doc = {**actions.screen_document(name, "", True, 0, 0), "running": False}
                 self.publish(Message("screen", json.dumps(doc), agent=name))
@@ -316,6 +338,10 @@ class _Feed:
 
             text = capture_many(fleet.tmux, [mark.pane.id], escapes=True).get(mark.pane.id, "")
             self._screen(name, text, mark.pane)
+
+    def _remote_screen(self, name: str, doc: dict[str, Any]) -> None:
+        """From a host's poller thread."""
+        self.publish(Message("screen", json.dumps(doc, ensure_ascii=False), agent=name))
 
     def _screen(self, name: str, captured: str, pane: Pane) -> None:
         doc = actions.screen_document(name, captured, pane.dead, pane.cursor_x, pane.cursor_y)
@@ -355,6 +381,14 @@ class _Feed:
         from mosaic.cli.render import json_document
 
         self.publish(Message("status", json_document(self.doc).rstrip("\n")))
+
+
+def _tagged(line: str) -> str:
+    from mosaic.config.names import LOCAL_HOST
+    from mosaic.hosts.eventmerge import line_of
+
+    found = line_of(LOCAL_HOST, line)
+    return found.json() if found is not None else line
 
 
 def _stamp(paths: Paths) -> tuple[int, int, int] | None:

@@ -56,6 +56,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 KEEPALIVE_S = 15.0
+GONE_CHECK_S = 0.5  # how soon a stream notices its page left
 REPLAY_MAX = 1000
 MAX_BODY = 1 << 20  # a 64 KiB message, JSON-escaped, fits many times over
 MAX_SEND_TIMEOUT_S = 600.0
@@ -245,33 +246,49 @@ class Dashboard:
         await resp.prepare(request)
         sub = self.hub.subscribe(screen)
         try:
-            await self._serve_stream(resp, sub, int(resume) if resume else None)
+            await self._serve_stream(resp, sub, int(resume) if resume else None,
+                                     request.transport)  # fmt: skip
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.hub.unsubscribe(sub)
         return resp
 
-    async def _serve_stream(self, resp: web.StreamResponse, sub: Subscriber,
-                            resume: int | None) -> None:  # fmt: skip
+    async def _serve_stream(
+        self,
+        resp: web.StreamResponse,
+        sub: Subscriber,
+        resume: int | None,
+        transport: asyncio.Transport | None,
+    ) -> None:
         cursor = self.hub.top  # every later event reaches `sub.queue`
         hello = {"version": __version__, "queue": actions.QUEUE_AVAILABLE}
         await resp.write(_sse("hello", json.dumps(hello), cursor if resume is None else resume))
         if self.hub.last_status is not None:
             await resp.write(_sse("status", self.hub.last_status))
         if resume is not None and resume < cursor:
+            # This machine's events only: the stream's ids are its seqs.
             lines = await _thread(actions.event_lines, self.paths, str(resume), None, (),
-                                  REPLAY_MAX)  # fmt: skip
+                                  REPLAY_MAX, True)  # fmt: skip
             for line in lines:
                 seq = int(json.loads(line)["seq"])
                 await resp.write(_sse("event", line, seq))
                 cursor = max(cursor, seq)
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
         while True:
             try:
-                message = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                message = await asyncio.wait_for(sub.queue.get(), GONE_CHECK_S)
             except TimeoutError:
-                await resp.write(b": keepalive\n\n")
+                # A page that left stops what it watched now (a host's screen poller), not
+                # at the next write that fails.
+                if transport is None or transport.is_closing():
+                    return
+                if loop.time() - quiet_since >= KEEPALIVE_S:
+                    await resp.write(b": keepalive\n\n")
+                    quiet_since = loop.time()
                 continue
+            quiet_since = loop.time()
             if message is None:
                 return
             if message.kind == "event" and message.seq is not None:
@@ -316,8 +333,12 @@ def _error(status: int, message: str) -> web.Response:
 
 def _failure(exc: MosaicError) -> web.Response:
     """A user-facing error as JSON, with the status that says whose it is."""
+    from mosaic.hosts.remote import HostError
+
     if isinstance(exc, UnknownAgentError):
         status = 404
+    elif isinstance(exc, HostError):
+        status = 502  # the agent's host could not do it (unreachable, or its own error)
     elif isinstance(exc, UsageError):
         status = 400
     elif isinstance(exc, ConfigError):

@@ -23,6 +23,7 @@
     starting: "◐ starting",
     stopped: "○ stopped",
     failed: "✖ failed",
+    unknown: "? unknown",
   };
 
   const st = {
@@ -30,7 +31,8 @@
     docAt: 0,
     selected: null,
     events: [],
-    lastSeq: null,
+    lastSeq: null, // this machine's newest event seq (the stream's ids are its seqs)
+    hostSeq: {}, // another machine's name -> its newest event seq shown
     source: null,
     queueAvailable: false,
     busy: new Set(), // agents with an action under way from this page
@@ -62,6 +64,7 @@
 
   function stateBadge(row) {
     const b = el("span", `badge state-${row.state}`, STATE[row.state] || row.state);
+    if (row.reason) b.title = row.reason; // e.g. why its host could not say
     return b;
   }
 
@@ -106,6 +109,7 @@
         (r) => r.state === "running" && r.activity === "awaiting_approval"),
       count("state-failed", "failed", (r) => r.state === "failed"),
     );
+    renderHosts(doc);
     const filter = $("filter").value.trim().toLowerCase();
     const onlyAttention = $("attention").checked;
     const body = $("agent-rows");
@@ -133,7 +137,7 @@
         cell("c-state", stateBadge(r)),
         cell("c-activity", activityBadge(r)),
         up,
-        el("td", "c-restarts", r.restarts),
+        el("td", "c-restarts", r.restarts ?? "–"),
       );
       out.push(tr);
     }
@@ -141,6 +145,22 @@
     $("empty").hidden = out.length > 0;
     // The host column only once some agent runs elsewhere.
     $("agents").classList.toggle("no-hosts", !all.some((r) => r.host));
+  }
+
+  // Every other machine, when the roster has some: a host that cannot be reached is named
+  // with the reason (its agents show state "unknown").
+  function renderHosts(doc) {
+    const hosts = Array.isArray(doc.hosts) ? doc.hosts.filter((h) => h.name !== "local") : [];
+    const out = hosts.map((h) => {
+      const down = h.reachable === false || Boolean(h.error);
+      // The reason already says "unreachable: ..." when the host could not be reached.
+      const why = h.error || (h.reachable === false ? "unreachable" : "");
+      const item = el("li", down ? "host down" : "host up", down ? `✖ ${h.name}: ${why}` : `● ${h.name}`);
+      item.dataset.host = h.name;
+      return item;
+    });
+    $("hosts").replaceChildren(...out);
+    $("hosts").hidden = out.length === 0;
   }
 
   function cell(cls, child) {
@@ -166,6 +186,9 @@
     if (name === null) return;
     const r = row(name);
     $("agent-name").textContent = name;
+    const hostEl = $("agent-host");
+    hostEl.hidden = !(r && r.host);
+    hostEl.textContent = r && r.host ? `on ${r.host}` : "";
     const stateEl = $("agent-state");
     const actEl = $("agent-activity");
     if (!r) {
@@ -243,6 +266,11 @@
     if (doc.agent !== st.selected) return;
     const pre = $("screen");
     pre.classList.toggle("dead", Boolean(doc.dead));
+    if (doc.error) {
+      // Its host could not show it (e.g. unreachable): say why, as text.
+      pre.replaceChildren(document.createTextNode(`(no screen: ${doc.error})`));
+      return;
+    }
     if (doc.running === false && !doc.html) {
       pre.replaceChildren(document.createTextNode("(no screen: the agent is not running)"));
       return;
@@ -258,9 +286,16 @@
 
   function addEvents(list) {
     for (const e of list) {
-      if (st.lastSeq !== null && e.seq <= st.lastSeq) continue;
+      // An event is (host, seq): each machine has its own log.
+      const host = e.host || "local";
+      if (host === "local") {
+        if (st.lastSeq !== null && e.seq <= st.lastSeq) continue;
+        st.lastSeq = e.seq;
+      } else {
+        if (st.hostSeq[host] !== undefined && e.seq <= st.hostSeq[host]) continue;
+        st.hostSeq[host] = e.seq;
+      }
       st.events.push(e);
-      st.lastSeq = e.seq;
     }
     if (st.events.length > MAX_EVENTS) st.events.splice(0, st.events.length - MAX_EVENTS);
   }
@@ -268,7 +303,7 @@
   function fieldsText(e) {
     const parts = [];
     for (const [k, v] of Object.entries(e)) {
-      if (k === "seq" || k === "ts" || k === "agent" || k === "type") continue;
+      if (k === "seq" || k === "ts" || k === "agent" || k === "type" || k === "host") continue;
       if (Array.isArray(v)) parts.push(`${k}: ${v.join(" / ")}`);
       else if (v !== null && typeof v === "object") parts.push(`${k}=${JSON.stringify(v)}`);
       else parts.push(`${k}=${v}`);
@@ -282,6 +317,7 @@
     const t = el("time", "ev-time", Number.isNaN(time.getTime()) ? e.ts : time.toLocaleTimeString());
     t.dateTime = e.ts;
     li.append(t);
+    if (e.host) li.append(el("span", "ev-host", e.host));
     if (withAgent) li.append(el("span", "ev-agent", e.agent || "fleet"));
     li.append(el("span", "ev-type", e.type.replaceAll("_", " ")));
     const f = fieldsText(e);

@@ -166,7 +166,10 @@ def systemd_fleet(m: UserManager, fleet_env: dict[str, str], tmp_path: Path) -> 
     ))  # fmt: skip
     ok(env, "install")
     ok(env, "start")
-    wait_until(lambda: all(panes(env)[n][2] for n in ("a1", "a2")), what="a1, a2 running")
+    # The watcher's session comes up after `start` returns: wait for it too, so that what
+    # the tests compare later is the whole fleet.
+    wait_until(lambda: all(panes(env).get(n, ("", 0, False))[2] for n in ("a1", "a2", "_watcher")),
+               what="a1, a2 and the watcher running")  # fmt: skip
     return env
 
 

@@ -98,10 +98,7 @@ def run() -> list[Row]:
 
         ssh_dir = home / "fleet" / "run" / "ssh"
 
-        def over_ssh(h: LabHost, command: str) -> list[str]:
-            """ssh straight to `h` over the controller's open master, no mosaic here."""
-            return [str(lab.bin / "ssh"), "-o", f"ControlPath={h.name}", "-T", "--", h.target,
-                    command]  # fmt: skip
+        over_ssh = lab.over_master
 
         def own(hs: list[LabHost]) -> None:
             """Each host's own `status --json`, run there by its mosaic (all at once):

@@ -266,6 +266,12 @@ class Lab:
         self.controllers.append(Path(env["MOSAIC_HOME"]) / "fleet" / "run" / "ssh")
         return env
 
+    def over_master(self, host: LabHost, command: str) -> list[str]:
+        """ssh straight to `host` over the controller's open master (run it with the
+        controller's `fleet/run/ssh` as its working directory), no mosaic on this side."""
+        return [str(self.bin / "ssh"), "-o", f"ControlPath={host.name}", "-T", "--",
+                host.target, command]  # fmt: skip
+
     def hosts_yaml(self, *names: str, home: bool = False) -> str:
         lines = ["hosts:"]
         for name in names:

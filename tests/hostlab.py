@@ -134,6 +134,18 @@ class LabHost:
     def pids(self) -> list[int]:
         return [int(p) for p in _run("ip", "netns", "pids", self.ns, check=False).split()]
 
+    def mosaic_pids(self, word: str) -> list[int]:
+        """This host's mosaic processes whose command line holds `word` as one argument."""
+        found = []
+        for pid in self.pids():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b"mosaic" in a for a in argv) and word.encode() in argv:
+                found.append(pid)
+        return found
+
     def accepted(self) -> int:
         """New SSH connections sshd accepted (it logs one line per authentication)."""
         return self.log.read_text(errors="replace").count("Accepted publickey")

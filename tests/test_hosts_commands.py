@@ -15,7 +15,7 @@ import pytest
 
 from fleetkit import mosaic, ok, write_roster
 from helpers import MOSAIC, pid_alive, wait_until
-from hostlab import VENV_BIN, Lab, LabHost, all_running, open_lab, recording, rows
+from hostlab import VENV_BIN, Lab, all_running, open_lab, recording, rows
 
 
 @pytest.fixture
@@ -28,18 +28,6 @@ def _up(lab: Lab, env: dict[str, str], rec: Path, agents: list[tuple[str, str | 
     ok(env, "start")
     wait_until(lambda: all_running(env, [n for n, _ in agents]), timeout=30, what="running")
 
-
-def _remote_mosaic_pids(host: LabHost, word: str) -> list[int]:
-    """The host's mosaic processes whose command line holds `word`."""
-    found = []
-    for pid in host.pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(b"mosaic" in a for a in argv) and word.encode() in argv:
-            found.append(pid)
-    return found
 
 
 def test_logs_follow_streams_from_the_host_and_ends_there_when_we_leave(
@@ -57,11 +45,11 @@ def test_logs_follow_streams_from_the_host_and_ends_there_when_we_leave(
         def got(text: bytes) -> bool:
             return text in out.read_bytes()
 
-        wait_until(lambda: _remote_mosaic_pids(h1, "logs"), timeout=15, what="remote logs -f")
+        wait_until(lambda: h1.mosaic_pids("logs"), timeout=15, what="remote logs -f")
         ok(env, "send", "r1", "streamed-marker-1")
         wait_until(lambda: got(b"reply #1: streamed-marker-1"), timeout=15,
                    what="the reply, streamed")  # fmt: skip
-        remote = _remote_mosaic_pids(h1, "logs")
+        remote = h1.mosaic_pids("logs")
         assert remote
     finally:
         proc.send_signal(signal.SIGINT)

@@ -195,17 +195,6 @@ def _watcher_pid(host: LabHost) -> int | None:
     return int(watcher["pid"]) if watcher["state"] == "running" and watcher["pid"] else None
 
 
-def _remote_mosaic_pids(host: LabHost, word: str) -> list[int]:
-    found = []
-    for pid in host.pids():
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(b"mosaic" in a for a in argv) and word.encode() in argv:
-            found.append(pid)
-    return found
-
 
 def test_follow_across_a_killed_watcher_and_a_restarted_sshd_misses_and_repeats_nothing(
     lab: Lab, fleet_env: dict[str, str], tmp_path: Path
@@ -227,7 +216,7 @@ def test_follow_across_a_killed_watcher_and_a_restarted_sshd_misses_and_repeats_
         return _turn_done(followed(), "h1", "r1", after)
 
     try:
-        wait_until(lambda: _remote_mosaic_pids(h1, "--follow"), timeout=20,
+        wait_until(lambda: h1.mosaic_pids("--follow"), timeout=20,
                    what="h1 followed")  # fmt: skip
         ok(env, "send", "r1", "one")
         wait_until(lambda: turn(0), timeout=30, what="r1's first turn, followed")
@@ -244,7 +233,7 @@ def test_follow_across_a_killed_watcher_and_a_restarted_sshd_misses_and_repeats_
 
         # sshd (and every SSH session) gone: the follow of h1 drops; events happen there
         # meanwhile, and here.
-        remote_follow = _remote_mosaic_pids(h1, "--follow")
+        remote_follow = h1.mosaic_pids("--follow")
         h1.kill_sshd()
         mark = max(e["seq"] for e in _own_log(h1))
         sent = h1.run(str(VENV_BIN / "mosaic"), "fleet", "send", "r1", "while away")
@@ -277,7 +266,7 @@ def test_follow_across_a_killed_watcher_and_a_restarted_sshd_misses_and_repeats_
     assert "host h1 unreachable" in err.read_text()
     assert "Traceback" not in err.read_text()
     # The controller's SSH clients ended, and with them the follow on h1.
-    wait_until(lambda: not _remote_mosaic_pids(h1, "--follow"), timeout=20,
+    wait_until(lambda: not h1.mosaic_pids("--follow"), timeout=20,
                what="no follow left on h1")  # fmt: skip
     ok(env, "stop")
 

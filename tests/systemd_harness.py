@@ -285,4 +285,7 @@ def user_manager() -> Iterator[UserManager]:
     try:
         yield manager
     finally:
+        # pytest shows a test's captured teardown output only when the test failed: then
+        # the manager's own account of its jobs is in the report (CI keeps nothing else).
+        print(f"--- the user manager's log (last lines) ---\n{manager.log_tail(80)}")
         stop_user_manager(manager)

@@ -229,9 +229,10 @@ def test_a_long_restart_that_keeps_going_is_not_overridden(
     """One `systemctl stop` covers all four units; while it runs, each unit that goes down
     counts as progress, so a waiting restart does not take the long call for a hung one.
     (Each unit's ExecStop is a Python start-up: on a loaded machine the first unit is down
-    a few seconds in, so the max wait here is longer than under tmux.)"""
+    a few seconds in, so the max wait here is longer than under tmux, and the stops are
+    spread over 6 s so that the whole restart clearly outlasts it: 2.8 s did not on CI.)"""
     names = ["s1", "s2", "s3", "s4"]
-    installed(env, slow_stopping_roster([0.7, 1.4, 2.1, 2.8]))
+    installed(env, slow_stopping_roster([1.5, 3.0, 4.5, 6.0]))
     ok(env, "start")
     wait_until(lambda: all(running(env, n) for n in names), what="all running")
     restart_outlasting_max_wait(env, names, max_wait=4.0)

@@ -1,6 +1,6 @@
 """The watcher's budgets, each as a ratio against its bound or a baseline from the same run.
 
-- CPU and RSS of the watcher (with its tmux control client and anything it forked) at 50
+- CPU and RSS of the watcher (with the tmux clients and anything else it forked) at 50
   idle agents, from /proc over 30 s: against 2 % of one core and 60 MiB (target 1.0).
 - Event latency: 50 activity transitions of a demo agent; for each, the time from when the
   screen first showed the new activity (a capture every 20 ms watches it) to the event's
@@ -95,7 +95,7 @@ def _idle_cost(tmp: Path) -> tuple[float, float]:
         before = sum(_cpu_ticks(p) for p in tree)
         t0 = time.monotonic()
         time.sleep(MEASURE_S)
-        tree_after = _tree(pid)  # the control client may have been replaced meanwhile
+        tree_after = _tree(pid)  # children it started meanwhile and still runs
         used = sum(_cpu_ticks(p) for p in tree_after) - before
         elapsed = time.monotonic() - t0
         rss = sum(rss_kib(p) for p in tree_after) / 1024

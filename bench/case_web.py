@@ -1,6 +1,6 @@
 """The dashboard's budgets (docs/architecture.md, "web"), each as a ratio against its bound.
 
-- CPU of the `mosaic fleet web` process (with its tmux control client and anything else it
+- CPU of the `mosaic fleet web` process (with the tmux clients and anything else it
   forked) while a page is open on a 50-agent idle fleet, one agent's screen shown, from
   /proc over 30 s: against 3 % of one core (target 1.0).
 - Screen-to-page latency: an agent prints `tick N <its clock>` at random intervals; in the

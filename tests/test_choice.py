@@ -25,6 +25,7 @@ from mosaic.errors import ConfigError
 from mosaic.supervise import choice
 from mosaic.supervise.systemd import units
 from systemd_harness import UserManager, user_manager
+from watchkit import watcher_running
 
 __all__ = ["user_manager"]  # the fixture, imported for pytest
 
@@ -166,10 +167,11 @@ def systemd_fleet(m: UserManager, fleet_env: dict[str, str], tmp_path: Path) -> 
     ))  # fmt: skip
     ok(env, "install")
     ok(env, "start")
-    # The watcher's session comes up after `start` returns: wait for it too, so that what
-    # the tests compare later is the whole fleet.
-    wait_until(lambda: all(panes(env).get(n, ("", 0, False))[2] for n in ("a1", "a2", "_watcher")),
-               what="a1, a2 and the watcher running")  # fmt: skip
+    # The watcher may still be coming up when `start` returns: wait for it too, so that
+    # what the tests compare later is the whole fleet.
+    wait_until(lambda: all(panes(env).get(n, ("", 0, False))[2] for n in ("a1", "a2")),
+               what="a1 and a2 running")  # fmt: skip
+    wait_until(lambda: watcher_running(env), what="the watcher running")
     return env
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from functools import partial
 from pathlib import Path
 
@@ -156,10 +157,20 @@ def test_ticks_that_find_nothing_changed_capture_nothing(
 
         wait_until(moved, interval=0.02, what=f"{n} ticks")
 
+    def looks() -> int:
+        return sum("list-panes -a" in line for line in log.read_text().splitlines())
+
     ticks(15)  # > 2 s of ticks: the last output of every pane is well in the past
-    before = captures()
+    before, looked = captures(), looks()
+    t0 = time.monotonic()
     ticks(15)
+    elapsed = time.monotonic() - t0
     assert captures() == before, "an idle tick captured a pane"
+    # Nothing printed: tmux is asked once a second at most, not at every tick.
+    assert looks() - looked <= elapsed + 2, (looks() - looked, elapsed)
     ok(env, "send", "a0", "wake up")  # the positive control: the shim does see captures
     wait_until(lambda: captures() > before, what="the watcher captured the changed pane")
+    # Never a control-mode client: one that attaches while a session comes or goes can
+    # crash tmux's server, and every agent with it (docs/architecture.md).
+    assert not [line for line in log.read_text().splitlines() if "-C" in line.split()]
     ok(env, "stop")

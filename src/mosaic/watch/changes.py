@@ -8,23 +8,33 @@ may be newer than its last capture: tmux keeps whole seconds, so a pane whose ac
 second is not older than the second of its last capture is captured again (for at most a
 second after it falls silent). A look that finds nothing changed captures nothing.
 
-`ChangeDetector` is the reusable part (the watcher uses it; the web dashboard can stream
+Each look is one `tmux` process, never a control-mode client: tmux (3.3a, and later
+releases too) crashes its whole server when a control client is still identifying itself
+while a session comes or goes, and a watcher that reconnects would sooner or later take
+every agent down with it. What keeps the processes few is `OutputGate`: a screen changes
+with its pane's output, and every output reaches the agent's transcript at once, so tmux is
+asked when a transcript grew, and otherwise only every LOOK_EVERY_S.
+
+`ChangeDetector` is the reusable part (the watcher uses it; the web dashboard streams
 screen changes with it): give it a source of marks and captures, ask `look()`.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
-from mosaic.tmux.client import SEP, Tmux
-from mosaic.tmux.control import ControlClient, ControlError
+from mosaic.tmux.client import Tmux
 from mosaic.tmux.panes import PANE_FIELDS, Pane, capture_many, int_or_zero
 
 MARK_FIELDS = (*PANE_FIELDS, "window_activity", "history_size")
-_ROW = "\x1e"  # starts every row of a control-mode reply, so a row is never taken for a frame
+# What changes without output (a pane that died or came back, a resize) is seen this late.
+LOOK_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,32 +114,13 @@ class Source(Protocol):
 
 
 class TmuxSource:
-    """Marks through a control-mode client when one can be had (else one `tmux` process per
-    look); captures through one chained `capture-pane` call."""
+    """Marks from one `list-panes -a` process, captures from one chained `capture-pane`."""
 
-    def __init__(self, tmux: Tmux, control: ControlClient | None, escapes: bool = False) -> None:
+    def __init__(self, tmux: Tmux, escapes: bool = False) -> None:
         self.tmux = tmux
-        self.control = control
         self.escapes = escapes
-        self._retry_at = 0.0
 
     def marks(self) -> dict[str, PaneMark] | None:
-        control = self.control
-        if control is not None:
-            now = time.monotonic()
-            if not control.connected and now >= self._retry_at:
-                try:
-                    control.open()
-                except (ControlError, OSError):
-                    self._retry_at = now + 2.0
-            if control.connected:
-                fmt = _ROW + SEP.join("#{" + f + "}" for f in MARK_FIELDS)
-                try:
-                    lines = control.command(f"list-panes -a -F '{fmt}'")
-                except ControlError:
-                    self._retry_at = time.monotonic() + 1.0
-                else:
-                    return parse_marks([ln[1:].split(SEP) for ln in lines if ln[:1] == _ROW])
         rows = self.tmux.query(MARK_FIELDS, "list-panes", "-a")
         return None if rows is None else parse_marks(rows)
 
@@ -137,17 +128,69 @@ class TmuxSource:
         return capture_many(self.tmux, pane_ids, escapes=self.escapes)
 
 
+def _signature(path: Path) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, -1)
+    return (st.st_ino, st.st_size)
+
+
+class OutputGate:
+    """Is a look due? When an agent's transcript grew or was rotated since the last one,
+    or LOOK_EVERY_S passed (see the module doc). `log_of` names an agent's transcript."""
+
+    def __init__(
+        self,
+        log_of: Callable[[str], Path],
+        every_s: float = LOOK_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log_of = log_of
+        self.every_s = every_s
+        self.clock = clock
+        self._seen: tuple[tuple[str, tuple[int, int]], ...] | None = None
+        self._at = -math.inf
+
+    def __call__(self, names: Collection[str]) -> bool:
+        now = self.clock()
+        seen = tuple((n, _signature(self.log_of(n))) for n in names)
+        if seen == self._seen and now - self._at < self.every_s:
+            return False
+        # Taken before the look it allows: output that lands during the look makes the
+        # next one due.
+        self._seen, self._at = seen, now
+        return True
+
+
 class ChangeDetector:
     """Remembers the last capture of each pane; `look()` captures only what may have
     changed and says which screens did."""
 
-    def __init__(self, source: Source, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        source: Source,
+        clock: Callable[[], float] = time.time,
+        gate: Callable[[Collection[str]], bool] | None = None,
+    ) -> None:
+        """`gate(wanted)`: may anything have changed since the last look? When it says no,
+        `look()` asks tmux nothing and reports the last look's panes, unchanged."""
         self.source = source
         self.clock = clock
+        self.gate = gate
         self.seen: dict[str, Seen] = {}
+        self.last: Look | None = None
 
-    def look(self, wanted: Collection[str]) -> Look:
+    def look(self, wanted: Collection[str], force: bool = False) -> Look:
+        """`force`: ask tmux whatever the gate says (a screen someone wants now)."""
         now = self.clock()
+        due = self.gate is None or self.gate(wanted)
+        if not (due or force) and self.last is not None:
+            return replace(self.last, at=now, screens={}, changed=frozenset())
+        self.last = self._look(now, wanted)
+        return self.last
+
+    def _look(self, now: float, wanted: Collection[str]) -> Look:
         marks = self.source.marks()
         if marks is None:
             self.seen.clear()

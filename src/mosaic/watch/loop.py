@@ -40,7 +40,6 @@ from mosaic.agents.liveness import runtime_alive
 from mosaic.base.flock import exclusive
 from mosaic.config.eventtypes import EventType
 from mosaic.config.load import load
-from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.paths import Paths, resolve
 from mosaic.config.roster import Roster, Supervisor, effective_socket
 from mosaic.errors import MosaicError
@@ -49,10 +48,9 @@ from mosaic.store import db, events, watchview
 from mosaic.store.events import Draft, draft
 from mosaic.store.watchview import AgentView
 from mosaic.tmux.client import Tmux
-from mosaic.tmux.control import ControlClient
 from mosaic.tmux.server import make_tmux
 from mosaic.watch import beat
-from mosaic.watch.changes import ChangeDetector, Look, TmuxSource
+from mosaic.watch.changes import ChangeDetector, Look, OutputGate, TmuxSource
 from mosaic.watch.notify import Notifier
 from mosaic.watch.tracker import Observation, Settings, Tracker
 
@@ -66,8 +64,6 @@ NOTIFY_BATCH = 500
 STOP_NOTIFY_WAIT_S = 3.0
 STOP_PARTICIPANT_WAIT_S = 2.0
 NOTIFY_CURSOR = "notify"
-# Holds the watcher's session open when the watcher itself does not run in it (systemd).
-ANCHOR = ("sleep", "infinity")
 
 
 def log(message: str) -> None:
@@ -119,11 +115,7 @@ class Watcher:
         self.roster = roster
         self.supervisor = supervisor
         self.conn = conn
-        # Inside its own tmux session (tmux supervisor) the session exists as long as the
-        # watcher does; elsewhere (systemd) an anchor holds it open for the client.
-        inside = bool(os.environ.get("TMUX"))
-        self.control = ControlClient(tmux, WATCHER_SESSION, None if inside else ANCHOR)
-        self.detector = ChangeDetector(TmuxSource(tmux, self.control))
+        self.detector = ChangeDetector(TmuxSource(tmux), gate=OutputGate(paths.agent_log))
         self.notifier = Notifier(lambda drafts: events.record(paths.db, drafts))
         self.trackers: dict[str, Tracker] = {}
         self.stored: dict[str, AgentView] = {}
@@ -178,7 +170,6 @@ class Watcher:
             close(STOP_PARTICIPANT_WAIT_S)
         self.step_notify(Tick(time.time(), self.roster))
         self.notifier.close(STOP_NOTIFY_WAIT_S)
-        self.control.close()
 
     def tick(self) -> Tick:
         current = Tick(time.time(), self.roster, trackers=self.trackers)

@@ -5,11 +5,11 @@ A thread ticks every TICK_S while at least one page listens (with none, it only 
 the event log, once per IDLE_TICK_S):
 
     fleet     every ROSTER_CHECK_S, reopen the fleet when the roster file changed
-    look      `watch.changes.ChangeDetector`, as the watcher uses it: one `list-panes` (via a
-              tmux control-mode client when the watcher's session is there to attach to)
-              and a capture, with colours, of only the screens that may have changed and
-              that some page shows — or every agent's when no watcher runs, so that the
-              dashboard classifies them itself
+    look      `watch.changes.ChangeDetector`, as the watcher uses it: one `list-panes`
+              when a shown agent's transcript grew (else once a second) and a capture,
+              with colours, of only the screens that may have changed and that some page
+              shows — or every agent's when no watcher runs, so that the dashboard
+              classifies them itself
     screens   each changed screen a page shows, as HTML (`sgr.to_html`), to those pages;
               an agent on another machine: its host's poller (`web.hostfeed`), one per
               host, runs `capture` there while a page shows one of its agents
@@ -40,7 +40,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mosaic.config.names import WATCHER_SESSION
 from mosaic.config.paths import Paths
 from mosaic.errors import MosaicError
 from mosaic.tmux.panes import Pane
@@ -179,7 +178,6 @@ class _Feed:
         self.publish = publish
         self.fleet: Any = None
         self.detector: Any = None
-        self.control: Any = None
         self.roster_stamp: tuple[int, int, int] | None = None
         self.next_roster_check = 0.0
         self.conn: sqlite3.Connection | None = None
@@ -206,8 +204,6 @@ class _Feed:
     def close(self) -> None:
         self.hosts.close()
         self.host_events.close()
-        if self.control is not None:
-            self.control.close()
         if self.conn is not None:
             self.conn.close()
 
@@ -250,15 +246,11 @@ class _Feed:
         self.roster_stamp = stamp
         self.status_due = True
         if self.fleet is None or fleet.socket != self.fleet.socket:
-            from mosaic.tmux.control import ControlClient
-            from mosaic.watch.changes import ChangeDetector, TmuxSource
+            from mosaic.watch.changes import ChangeDetector, OutputGate, TmuxSource
 
-            if self.control is not None:
-                self.control.close()
-            # Attach to the watcher's session, never create one: the dashboard adds
-            # nothing to the fleet's server. Without it, one `tmux` process per look.
-            self.control = ControlClient(fleet.tmux, WATCHER_SESSION, None)
-            self.detector = ChangeDetector(TmuxSource(fleet.tmux, self.control, escapes=True))
+            self.detector = ChangeDetector(
+                TmuxSource(fleet.tmux, escapes=True), gate=OutputGate(fleet.paths.agent_log)
+            )
         self.fleet = fleet
 
     def _events(self) -> None:
@@ -313,7 +305,7 @@ class _Feed:
         watched = watcher.get("state") == "running"
         for name in forced:
             detector.seen.pop(name, None)  # captured again, and so sent again
-        look = detector.look([n for n in names if n in wanted or not watched])
+        look = detector.look([n for n in names if n in wanted or not watched], bool(forced))
         lifecycle = {n: (m.pane.pid, m.pane.dead) for n, m in look.marks.items() if n in local}
         if lifecycle != self.lifecycle:
             if self.lifecycle is not None:

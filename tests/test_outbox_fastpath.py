@@ -103,3 +103,20 @@ def test_same_refusals_either_way(env: dict[str, str]) -> None:
         code, _, err = _both(env, *argv, fast=False)
         assert code == 2 and err, argv
     assert len(box(env)) == 0
+
+
+def test_the_installed_command_queues_without_functools_or_collections(
+    env: dict[str, str],
+) -> None:
+    """What `base.quicksqlite` is for, through the script users run (`python -m` would
+    import them itself, through runpy)."""
+    script = Path(sys.executable).with_name("mosaic")
+    assert script.is_file(), "the package's `mosaic` script is not installed next to python"
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(script), "fleet", "send",
+                           "--queue", "d1", "hello"], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.startswith("d1: queued #"), proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    imported = {ln.split("|")[-1].strip() for ln in lines if ln.startswith("import time:")}
+    assert {"_sqlite3", "mosaic.cli.quicksend"} <= imported
+    assert not imported & {"click", "functools", "collections", "datetime", "typing"}

@@ -10,7 +10,9 @@ at the current schema, the messages are stored here with the same SQL `store.out
 (`store.outboxrows`) and printed the same way; in every other case (`--wait`, help, odd or
 unknown values, a roster not loaded since it changed) `run` returns None before reading
 stdin, and click answers, errors included. Imports stay within `os`, `sys`, `time`,
-`_sqlite3`, `marshal` (and `json` for `--json`).
+`_sqlite3` (without the `functools` it would pull in: `base.quicksqlite`; `sqlite3`'s
+Python layer would add `datetime` for adapters this path never uses), `marshal` (and
+`json` for `--json`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,10 @@ import os
 import sys
 import time
 
+from mosaic.base.quicksqlite import sqlite3
 from mosaic.cli.argv import split_group
 from mosaic.config import locate, rostercache
 from mosaic.store import outboxrows
-
-try:
-    # The extension itself: `sqlite3`'s Python layer imports `datetime` for adapters that
-    # this path never uses (a sixth of its whole cost).
-    import _sqlite3 as sqlite3
-except ImportError:  # pragma: no cover - an interpreter without the split module
-    import sqlite3  # type: ignore[no-redef]
 
 FLAGS = ("--queue", "--json", "--all")
 VALUED = ("--ttl", "--max-attempts")

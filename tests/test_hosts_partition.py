@@ -118,7 +118,8 @@ def test_status_asks_each_host_once_starting_before_click_loads(
         assert "r1" in ok(env, *args).out
         assert h1.sessions() == before + 1, args
     # The call goes out before click is even imported (import order, as Python reports it);
-    # `status --json` is answered without click at all (cli/quickstatus.py).
+    # `status --json` is answered without click at all (cli/quickstatus.py), and its call
+    # goes out before anything else, even before this machine's watcher is asked.
     for args in (["status"], ["status", "--json"]):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mosaic", "fleet",
                                *args], env=env, capture_output=True, text=True,
@@ -130,6 +131,8 @@ def test_status_asks_each_host_once_starting_before_click_loads(
             assert imported.index("mosaic.hosts.ssh") < imported.index("click"), args
         else:
             assert args == ["status", "--json"]
+            first = imported.index("mosaic.hosts.ssh")
+            assert first < imported.index("mosaic.watch.statusclient")
     # A status that fails before asking (a bad variable) leaves no ssh client behind.
     res = mosaic({**env, "MOSAIC_FLEET_SUPERVISOR": "bogus"}, "status", "--json")
     assert res.code == 2 and "MOSAIC_FLEET_SUPERVISOR" in res.err

@@ -77,6 +77,8 @@ def test_the_served_client_imports_next_to_nothing(fleet_env: dict[str, str]) ->
         "mosaic", "mosaic.cli", "mosaic.cli.argv", "mosaic.cli.quickstatus", "mosaic.config",
         "mosaic.config.locate", "mosaic.watch", "mosaic.watch.statusclient", "_socket",
         "__future__",
+        # Reads the roster's bytes to learn that no host needs asking ahead.
+        "mosaic.hosts", "mosaic.hosts.prefetch",
     }  # fmt: skip
     run_dir = paths_of(fleet_env).run
     assert os.stat(run_dir).st_mode & 0o777 == 0o700

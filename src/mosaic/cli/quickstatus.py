@@ -40,6 +40,11 @@ def run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     flags, agent = parsed
+    if agent is None:
+        # A fleet with hosts: they start answering while this process imports its part.
+        from mosaic.hosts import prefetch
+
+        prefetch.start(args)
     served = _served(flags, agent)
     if served is not None:
         code, err, out = served

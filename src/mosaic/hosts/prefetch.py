@@ -1,14 +1,15 @@
 """Asking the hosts for `status` (or the outbox listing) while this process is still
 starting up.
 
-A controller's own start-up (the interpreter, click, the command table) costs about as much
-as a small host's whole `status`, and would otherwise come first. So for the plain
-`mosaic fleet [--mosaic-home H] [--roster R] status [--json]`, `cli.main` calls `start`
-before click is imported: when the roster is one already parsed and checked (its cached
-form, `config.rostercache`) and it declares hosts, it is loaded the usual way and every
-host's `status --json` is started exactly as `status` will ask it (`remote.STATUS`, the
-same `Remote.command`, the same `Link.argv`). The status command's own call then takes the
-started one over (`Link.run`), so each host works while click loads. The whole-fleet
+A controller's own start-up (the interpreter, click or the click-free path's imports)
+costs about as much as a small host's whole `status`, and would otherwise come first. So
+for the plain `mosaic fleet [--mosaic-home H] [--roster R] status [--json]`, `cli.main`
+(or `cli.quickstatus`, for `--json`) calls `start` before anything else is imported: when
+the roster is one already parsed and checked (its cached form, `config.rostercache`) and it
+declares hosts, it is loaded the usual way and every host's `status --json` is started
+exactly as `status` will ask it (`remote.STATUS`, the same `Remote.command`, the same
+`Link.argv`). The status command's own call then takes the started one over (`Link.run`),
+so each host works while this process loads the rest. The whole-fleet
 `outbox [--all] [--json]` is started ahead the same way (`remote.outbox_listing`).
 Anything unusual, or any problem, is left to the normal path, which reports it; a call
 nobody takes over is ended at exit.
@@ -21,13 +22,12 @@ import os
 
 def start(args: list[str]) -> None:
     from mosaic.cli.argv import split_group
-    from mosaic.config import locate, rostercache
+    from mosaic.config import locate
 
     split = split_group(args)
-    command = None if split is None else _ahead(split[1])
-    if split is None or command is None:
+    if split is None:
         return
-    flags = split[0]
+    flags, words = split
     home, roster_file = locate.home_and_roster(
         flags.get("--mosaic-home"), flags.get("--roster"), os.environ
     )
@@ -36,6 +36,13 @@ def start(args: list[str]) -> None:
             data = f.read()
     except OSError:
         return
+    if b"hosts" not in data:
+        return  # a one-machine fleet, known without unpacking the cache
+    command = _ahead(words)
+    if command is None:
+        return
+    from mosaic.config import rostercache
+
     doc = rostercache.get_doc(locate.run_dir(home), data)
     if not isinstance(doc, dict) or not doc.get("hosts"):
         return  # a one-machine fleet (or a roster not parsed yet): nothing to start ahead

@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 
-def _python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+def _runs_ok(code: str) -> None:
+    """`code` in a fresh interpreter ends by printing ok."""
+    proc = subprocess.run([sys.executable, "-c", code + "print('ok')\n"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
 
 
 def test_the_extension_works_and_functools_stays_the_real_one() -> None:
@@ -27,10 +29,8 @@ def test_the_extension_works_and_functools_stays_the_real_one() -> None:
         "import functools\n"
         "assert functools.reduce(lambda a, b: a + b, [1, 2, 3]) == 6\n"
         "assert functools.lru_cache(maxsize=2)(abs).cache_info().maxsize == 2\n"
-        "print('ok')\n"
     )
-    proc = _python(code)
-    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
+    _runs_ok(code)
 
 
 def test_after_functools_it_is_the_plain_import() -> None:
@@ -40,7 +40,5 @@ def test_after_functools_it_is_the_plain_import() -> None:
         "from mosaic.base.quicksqlite import sqlite3\n"
         "assert sys.modules['functools'].lru_cache is real\n"
         "assert sqlite3.connect(':memory:').execute('select 1').fetchone() == (1,)\n"
-        "print('ok')\n"
     )
-    proc = _python(code)
-    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr[-2000:]
+    _runs_ok(code)

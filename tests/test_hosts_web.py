@@ -175,6 +175,36 @@ def test_the_api_shows_and_acts_on_a_remote_agent(
     ok(env, "stop")
 
 
+def test_a_remote_screen_keeps_its_colours(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A bash agent on h1 prints red text: `capture --escapes` (what the dashboard asks a
+    host) keeps the colour, plain `capture` does not, and the page's markup colours it as
+    a local screen's, escaped alike, whether read once (API) or streamed by the poller."""
+    lab.add("h1")
+    env = lab.env(fleet_env)
+    write_roster(env, "version: 1\n" + lab.hosts_yaml("h1")
+                 + "agents:\n  - {name: c1, runtime: shell, host: h1}\n")  # fmt: skip
+    ok(env, "start")
+    wait_until(lambda: all_running(env, ["c1"]), timeout=40, what="c1 running")
+    ok(env, "send", "c1", "printf '\\033[31m<b>RED</b>\\033[0m & %s\\n' done")
+    wait_until(lambda: "<b>RED</b> & done" in ok(env, "capture", "c1").out, what="the line")
+    plain = ok(env, "capture", "c1").out
+    coloured = ok(env, "capture", "c1", "--escapes").out
+    assert "\x1b" not in plain and "\x1b[31m<b>RED</b>" in coloured
+    markup = '<span class="f1">&lt;b&gt;RED&lt;/b&gt;</span> &amp; done'
+    with running_web(env, tmp_path) as web:
+        doc = web.request("GET", "/api/agents/c1/screen").json()
+        assert doc["host"] == "h1" and markup in doc["html"], doc["html"]
+        assert "<b>RED</b> & done" in doc["text"] and "\x1b" not in doc["text"]
+        stream = Stream(web, "?screen=c1")
+        try:
+            shown = _screen_event(stream, "<b>RED</b> & done")
+            assert markup in shown["html"]
+        finally:
+            stream.close()
+
+
 def test_one_poller_per_host_serves_every_page_and_only_while_one_watches(
     lab: Lab, fleet_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -79,8 +79,10 @@ def status_cmd(ctx: click.Context, agent: str | None, as_json: bool) -> None:
 @click.argument("agent", shell_complete=complete_agents)
 @click.option("-n", "lines", type=click.IntRange(min=1), default=None,
               help="Only the last LINES lines (scrollback included).")  # fmt: skip
+# For a controller's dashboard (docs/hosts.md, "Web"): the screen with its colours.
+@click.option("--escapes", is_flag=True, hidden=True)
 @click.pass_context
-def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
+def capture_cmd(ctx: click.Context, agent: str, lines: int | None, escapes: bool) -> None:
     """Print what AGENT's screen shows now."""
     from mosaic.config.load import load
     from mosaic.fleet import open_fleet
@@ -90,12 +92,13 @@ def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
     roster = load(paths.roster, cache_dir=paths.run)
     host = route.remote_for(paths, roster, agent)
     if host is not None:
-        reply = host.call(["capture", agent, *(["-n", str(lines)] if lines else [])])
+        reply = host.call(["capture", agent, *(["-n", str(lines)] if lines else []),
+                           *(["--escapes"] if escapes else [])])  # fmt: skip
         _write(reply.out)
         return
     fleet = open_fleet(paths, roster=roster)
     pane = _pane_of(fleet, agent)
-    args = ["capture-pane", "-p", "-t", pane.id]
+    args = ["capture-pane", "-p", *(["-e"] if escapes else []), "-t", pane.id]
     if lines is not None:
         args += ["-S", f"-{lines}"]
     text = fleet.tmux.out(*args).rstrip("\n").split("\n")
@@ -103,7 +106,8 @@ def capture_cmd(ctx: click.Context, agent: str, lines: int | None) -> None:
         text.pop()
     if lines is not None:
         text = text[-lines:]
-    click.echo("\n".join(text))
+    # click.echo would strip the escapes when stdout is not a terminal (an SSH pipe).
+    _write(("\n".join(text) + "\n").encode())
 
 
 def _write(data: bytes) -> None:

@@ -111,7 +111,7 @@ def _merged_lines(
 
 def screen(paths: Paths, name: str) -> dict[str, Any]:
     """What `capture AGENT` shows, with the terminal's colours as HTML (`sgr.to_html`). An
-    agent on another machine is asked through `capture` there (its text, without colours)."""
+    agent on another machine is asked through `capture --escapes` there."""
     from mosaic.config.load import load
     from mosaic.fleet import open_fleet
     from mosaic.hosts import route
@@ -120,10 +120,9 @@ def screen(paths: Paths, name: str) -> dict[str, Any]:
     roster = load(paths.roster, cache_dir=paths.run)
     host = route.remote_for(paths, roster, name)
     if host is not None:
-        from mosaic.web.hostfeed import remote_document
+        from mosaic.web.hostfeed import remote_screen
 
-        text = host.call(["capture", name]).out.decode("utf-8", "replace")
-        return remote_document(host.name, name, text)
+        return remote_screen(host, name)
     fleet = open_fleet(paths, roster=roster)
     pane = (list_panes(fleet.tmux) or {}).get(name)
     if pane is None:

@@ -2,7 +2,7 @@
 and their events. Both run only while some page listens.
 
 Screens: one poller thread per host, shared by every open page: while some page shows one of that
-host's agents, it runs the host's own `capture AGENT` every POLL_S over the host's one
+host's agents, it runs the host's own `capture AGENT --escapes` every POLL_S over the host's one
 multiplexed SSH connection, and hands a screen to the pages showing it when it changed
 (or when a page just asked for it). A host no page watches costs nothing: its thread waits.
 An unreachable host's screens say so (`error`), once per change of reason.
@@ -28,17 +28,25 @@ from mosaic.config.paths import Paths
 from mosaic.config.roster import Host, Roster
 from mosaic.errors import MosaicError
 from mosaic.hosts.eventmerge import Line
+from mosaic.hosts.remote import Remote
 
 POLL_S = 1.0
 Publish = Callable[[str, dict[str, Any]], None]  # (agent, screen document)
 
 
 def remote_document(host: str, name: str, text: str, error: str | None = None) -> dict[str, Any]:
-    """A host's screen as the API and the stream carry it: `capture` there gives text
-    without colours or cursor."""
+    """A host's screen as the API and the stream carry it: `capture --escapes` there gives
+    the screen with its colours (SGR sequences, turned into markup as a local screen's
+    are), without the cursor."""
     from mosaic.web.actions import screen_document
 
     return {**screen_document(name, text, False, 0, 0), "host": host, "error": error}
+
+
+def remote_screen(remote: Remote, name: str) -> dict[str, Any]:
+    """One remote agent's screen, read on its host."""
+    reply = remote.call(["capture", name, "--escapes"])
+    return remote_document(remote.name, name, reply.out.decode("utf-8", "replace"))
 
 
 class HostScreens:
@@ -137,8 +145,7 @@ class _Poller(threading.Thread):
                 if self._stopping.is_set():
                     return
                 try:
-                    text = remote.call(["capture", name]).out.decode("utf-8", "replace")
-                    doc = remote_document(self.host.name, name, text)
+                    doc = remote_screen(remote, name)
                 except MosaicError as exc:
                     doc = remote_document(self.host.name, name, "", exc.message)
                 data = json.dumps(doc, sort_keys=True)

@@ -35,10 +35,14 @@ agents:
     args: ["--think", "2"]
   - name: c1
     runtime: crasher
+  - name: c2
+    runtime: flash
 runtimes:
   crasher:
     command: ["python3", "-c", "import time; time.sleep(0.3); raise SystemExit(4)"]
     processes: ["python3"]
+  flash:
+    command: ["sh", "-c", "sleep 0.1; exit 4"]
 """
 
 
@@ -68,6 +72,9 @@ def test_watcher_unit_lifecycle_and_events(user_manager: UserManager, env: dict[
     crash = [e["type"] for e in events(env, "c1") if e["seq"] < failed["seq"]]
     assert crash[0] == "started" and "exited" in crash and "restarting" in crash
     assert all(e["code"] == 4 for e in events(env, "c1", "--type", "exited"))
+    # One that dies at once (0.1 s), printing nothing, is seldom up when the watcher looks
+    # (once a second when no screen changes): its unit's `exited` events tell it to ask.
+    wait_event(env, "failed", "c2", timeout=90)
 
     # Activity and the operator's stop.
     wait_until(lambda: agent(env, "d1")["activity"] == "idle", timeout=20, what="d1 idle")

@@ -123,6 +123,7 @@ class Watcher:
         self.alive_cache: dict[str, tuple[tuple[object, ...], bool]] = {}
         self.was_running: dict[str, bool] = {}
         self.down_since: dict[str, float] = {}
+        self.exits_seen = 0  # the last seq whose `exited`/`restarting` step_systemd took in
         self.roster_stamp = _stamp(paths.roster)
         self.next_roster_check = 0.0
         self.next_prune = 0.0
@@ -160,6 +161,9 @@ class Watcher:
             self.trackers[name] = Tracker(name, view)
         # A first capture after a restart shows no change by itself: keep the stored time.
         self.restored = {n for n, v in self.stored.items() if v.last_output is not None}
+        # Exits before this watcher are not news: a unit that failed then is not reported
+        # again (its `failed` event, if any, was the previous watcher's).
+        self.exits_seen = events.last_seq(self.conn)
 
     def run(self) -> None:
         while not self.stopping:
@@ -249,7 +253,10 @@ class Watcher:
 
     def step_systemd(self, tick: Tick) -> None:
         """systemd gives up on a crash-looping unit without running anything of ours: ask
-        it, but only about agents that went down lately, and at most once a second."""
+        it, but only about agents that went down lately, and at most once a second. Went
+        down: seen running, then not; or reported `exited`/`restarting` by its unit
+        (`unitexec exited`) since the last check, since a crash loop can be too quick for
+        any look to see the agent up (a look comes once a second when nothing prints)."""
         if self.supervisor is not Supervisor.SYSTEMD or not tick.look.server_up:
             return
         for name, running in tick.running.items():
@@ -258,12 +265,19 @@ class Watcher:
             elif running:
                 self.down_since.pop(name, None)
         self.was_running = dict(tick.running)
+        if tick.now < self.next_systemd_check:
+            return
+        self.next_systemd_check = tick.now + SYSTEMD_CHECK_S
+        exits = events.Query(self.exits_seen, types=(EventType.EXITED, EventType.RESTARTING))
+        for event in events.since(self.conn, exits, limit=NOTIFY_BATCH):
+            self.exits_seen = event.seq
+            if event.agent in tick.running and not tick.running[event.agent]:
+                self.down_since.setdefault(event.agent, tick.now)
         for name, since in list(self.down_since.items()):
             if tick.now - since > SYSTEMD_PENDING_S:
                 del self.down_since[name]
-        if not self.down_since or tick.now < self.next_systemd_check:
+        if not self.down_since:
             return
-        self.next_systemd_check = tick.now + SYSTEMD_CHECK_S
         from mosaic.supervise.systemd import systemctl, units
 
         wanted = {units.agent_unit(n): n for n in self.down_since}

@@ -67,3 +67,13 @@ def remove_stale_temps(path: Path) -> list[Path]:
             candidate.unlink()
             removed.append(candidate)
     return removed
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime) of a file, None when it cannot be read: changes when the file is
+    written or replaced (a roster edited, a transcript grown or rotated)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -22,13 +22,13 @@ screen changes with it): give it a source of marks and captures, ask `look()`.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from mosaic.base.fs import stamp
 from mosaic.tmux.client import Tmux
 from mosaic.tmux.panes import PANE_FIELDS, Pane, capture_many, int_or_zero
 
@@ -128,14 +128,6 @@ class TmuxSource:
         return capture_many(self.tmux, pane_ids, escapes=self.escapes)
 
 
-def _signature(path: Path) -> tuple[int, int]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, -1)
-    return (st.st_ino, st.st_size)
-
-
 class OutputGate:
     """Is a look due? When an agent's transcript grew or was rotated since the last one,
     or LOOK_EVERY_S passed (see the module doc). `log_of` names an agent's transcript."""
@@ -149,12 +141,12 @@ class OutputGate:
         self.log_of = log_of
         self.every_s = every_s
         self.clock = clock
-        self._seen: tuple[tuple[str, tuple[int, int]], ...] | None = None
+        self._seen: tuple[tuple[str, tuple[int, int, int] | None], ...] | None = None
         self._at = -math.inf
 
     def __call__(self, names: Collection[str]) -> bool:
         now = self.clock()
-        seen = tuple((n, _signature(self.log_of(n))) for n in names)
+        seen = tuple((n, stamp(self.log_of(n))) for n in names)
         if seen == self._seen and now - self._at < self.every_s:
             return False
         # Taken before the look it allows: output that lands during the look makes the

@@ -33,11 +33,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from types import FrameType
 
 from mosaic.agents.liveness import runtime_alive
 from mosaic.base.flock import exclusive
+from mosaic.base.fs import stamp as fs_stamp
 from mosaic.config.eventtypes import EventType
 from mosaic.config.load import load
 from mosaic.config.paths import Paths, resolve
@@ -124,7 +124,7 @@ class Watcher:
         self.was_running: dict[str, bool] = {}
         self.down_since: dict[str, float] = {}
         self.exits_seen = 0  # the last seq whose `exited`/`restarting` step_systemd took in
-        self.roster_stamp = _stamp(paths.roster)
+        self.roster_stamp = fs_stamp(paths.roster)
         self.next_roster_check = 0.0
         self.next_prune = 0.0
         self.next_systemd_check = 0.0
@@ -193,7 +193,7 @@ class Watcher:
         if tick.now < self.next_roster_check:
             return
         self.next_roster_check = tick.now + ROSTER_CHECK_S
-        stamp = _stamp(self.paths.roster)
+        stamp = fs_stamp(self.paths.roster)
         if stamp == self.roster_stamp:
             return
         self.roster_stamp = stamp
@@ -333,14 +333,6 @@ class Watcher:
         gone = events.prune(self.conn, tick.now)
         if gone:
             log(f"pruned {gone} old events")
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 # --- the process ---------------------------------------------------------------------------

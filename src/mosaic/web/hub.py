@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mosaic.base.fs import stamp as fs_stamp
 from mosaic.config.paths import Paths
 from mosaic.errors import MosaicError
 from mosaic.tmux.panes import Pane
@@ -239,7 +240,7 @@ class _Feed:
         self.next_roster_check = now + ROSTER_CHECK_S
         from mosaic.fleet import open_fleet
 
-        stamp = _stamp(self.paths)
+        stamp = fs_stamp(self.paths.roster)
         if self.fleet is not None and stamp == self.roster_stamp:
             return
         fleet = open_fleet(self.paths)
@@ -381,11 +382,3 @@ def _tagged(line: str) -> str:
 
     found = line_of(LOCAL_HOST, line)
     return found.json() if found is not None else line
-
-
-def _stamp(paths: Paths) -> tuple[int, int, int] | None:
-    try:
-        st = paths.roster.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -61,6 +61,7 @@ PRUNE_EVERY_S = 600.0
 SYSTEMD_CHECK_S = 1.0
 SYSTEMD_PENDING_S = 120.0
 NOTIFY_BATCH = 500
+EXITS_BATCH = 500  # unit exits read per systemd check; more wait for the next one
 STOP_NOTIFY_WAIT_S = 3.0
 STOP_PARTICIPANT_WAIT_S = 2.0
 NOTIFY_CURSOR = "notify"
@@ -269,7 +270,7 @@ class Watcher:
             return
         self.next_systemd_check = tick.now + SYSTEMD_CHECK_S
         exits = events.Query(self.exits_seen, types=(EventType.EXITED, EventType.RESTARTING))
-        for event in events.since(self.conn, exits, limit=NOTIFY_BATCH):
+        for event in events.since(self.conn, exits, limit=EXITS_BATCH):
             self.exits_seen = event.seq
             if event.agent in tick.running and not tick.running[event.agent]:
                 self.down_since.setdefault(event.agent, tick.now)

@@ -14,13 +14,19 @@ rounds so that each sees the same machine load:
 * together: every host's own status + RTT started at the same moment, as the fan-out makes
   them run: what N hosts cost on shared cores, so the ratio is what the controller adds.
 
-The controller's own CPU per added host (its process and its ssh clients) and the memory
-of a control master are reported too: that is what grows with N on a real network, where
-each host brings its own CPU.
+Each controller runs its fleet's watcher, as `start` leaves it, so `status --json` is
+answered by it (`watch/serve.py`: it asks the hosts itself); one figure is also taken with
+the watcher never asked (the command building the document itself, its hosts asked ahead by
+`hosts.prefetch`), the path of a caller whose environment the watcher cannot serve.
+
+The controller's own CPU per added host (the command, the watcher's answer and the ssh
+clients) and the memory of a control master are reported too: that is what grows with N on
+a real network, where each host brings its own CPU.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -63,6 +69,26 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of `pid` and of its children it has waited for (the watcher's ssh
+    clients): utime, stime, cutime, cstime of /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _watcher_pid(env: dict[str, str]) -> int:
+    deadline = time.monotonic() + 30
+    while True:
+        out = subprocess.run([MOSAIC, "fleet", "status", "--json"], env=env,
+                             capture_output=True, check=True).stdout  # fmt: skip
+        pid = json.loads(out)["watcher"]["pid"]
+        if isinstance(pid, int):
+            return pid
+        if time.monotonic() > deadline:
+            raise RuntimeError("the controller's watcher did not come up")
+        time.sleep(0.2)
+
+
 def run() -> list[Row]:
     from hostlab import Lab, LabHost, available
 
@@ -90,11 +116,19 @@ def run() -> list[Row]:
             ))  # fmt: skip
         env = envs[HOSTS]
         home = lab.dir / f"controller-{HOSTS}"
-        run_cmd([MOSAIC, "fleet", "start"], env)
+        for n in SIZES:  # each controller's watcher, too (one per home)
+            run_cmd([MOSAIC, "fleet", "start"], envs[n])
         roster_hosts = load(rosters[HOSTS], env=env).hosts
+        watchers = {n: _watcher_pid(envs[n]) for n in SIZES}
 
         def status(n: int) -> None:
             run_cmd([MOSAIC, "fleet", "status", "--json"], envs[n])
+
+        from statuskit import NOT_ASKED
+
+        def unserved(n: int) -> None:
+            """The command with the watcher never asked: what a caller it cannot serve runs."""
+            run_cmd([sys.executable, "-c", NOT_ASKED, "fleet", "status", "--json"], envs[n])
 
         ssh_dir = home / "fleet" / "run" / "ssh"
 
@@ -117,6 +151,7 @@ def run() -> list[Row]:
         for n in SIZES:
             measures[f"fan {n}"] = partial(status, n)
             measures[f"together {n}"] = partial(own, hosts[:n])
+        measures["unserved 4"] = partial(unserved, 4)
         for n in SIZES:
             status(n)  # opens the connections, fills the roster cache
         samples: dict[str, list[float]] = {k: [] for k in measures}
@@ -142,17 +177,21 @@ def run() -> list[Row]:
                                 target=1.5))  # fmt: skip
         rows.append(Row(f"hosts: status, {HOSTS} hosts vs 4", m[f"fan {HOSTS}"], "4 hosts",
                         m["fan 4"]))  # fmt: skip
+        rows.append(Row("hosts: status --json, 4 hosts, watcher not asked (vs together)",
+                        m["unserved 4"], "4 own statuses at once + RTT",
+                        m["together 4"]))  # fmt: skip
         rows.append(Row("hosts: one SSH round trip (open master)", rtt,
                         "own status + RTT, h1", m["own h1"]))  # fmt: skip
 
         cpu: dict[int, float] = {}
         for n in (1, HOSTS):
-            before = _children_cpu()
+            before = _children_cpu() + _process_cpu(watchers[n])
             for _ in range(REPEAT):
-                # The controller alone: its process and ssh clients are our children; the
+                # The controller alone: the command is our child, the watcher answering it
+                # waits for its ssh clients (its one-second tick counts too, a few ms); the
                 # hosts' work is sshd's children, in the namespaces.
                 status(n)
-            cpu[n] = (_children_cpu() - before) / REPEAT
+            cpu[n] = (_children_cpu() + _process_cpu(watchers[n]) - before) / REPEAT
         per_host = (cpu[HOSTS] - cpu[1]) / (HOSTS - 1)
         rows.append(Row("hosts: controller CPU per added host", per_host,
                         "controller CPU, 1 host", cpu[1]))  # fmt: skip
@@ -162,7 +201,8 @@ def run() -> list[Row]:
         if rss:
             rows.append(Row("hosts: ssh control master RSS per host", sum(rss) / len(rss),
                             "-", 1.0, unit="KiB"))  # fmt: skip
-        run_cmd([MOSAIC, "fleet", "stop"], env, check=False)
+        for n in SIZES:
+            run_cmd([MOSAIC, "fleet", "stop"], envs[n], check=False)
         return rows
     finally:
         os.environ["PATH"] = saved_path

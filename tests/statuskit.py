@@ -44,6 +44,10 @@ _CODE = {
 }
 
 
+# The command with the watcher never asked (its client's `ask` replaced).
+NOT_ASKED = _CODE["local"]
+
+
 @dataclass(frozen=True)
 class Run:
     code: int
@@ -51,6 +55,7 @@ class Run:
     err: str
     imported: frozenset[str]
     raw: str  # stdout as printed
+    order: tuple[str, ...]  # the modules, in the order their imports completed
 
     @property
     def clicked(self) -> bool:
@@ -80,10 +85,10 @@ def run(env: dict[str, str], argv: list[str], via: Via = "served",
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
     lines = proc.stderr.decode().splitlines()
     imports = [ln for ln in lines if ln.startswith("import time:")]
-    imported = frozenset(ln.split("|")[-1].strip() for ln in imports)
+    order = tuple(ln.split("|")[-1].strip() for ln in imports)
     err = "".join(ln + "\n" for ln in lines if not ln.startswith("import time:"))
     out = _MOVING.sub(lambda m: f'"{m.group(1) or "moving"}": X', proc.stdout.decode())
-    return Run(proc.returncode, out, err, imported, proc.stdout.decode())
+    return Run(proc.returncode, out, err, frozenset(order), proc.stdout.decode(), order)
 
 
 def same_every_way(env: dict[str, str], *argv: str, served: bool) -> Run:

@@ -14,6 +14,7 @@ import pytest
 from fleetkit import mosaic, ok, write_roster
 from helpers import Result, wait_until
 from hostlab import Lab, all_running, open_lab, recording, rows, status_doc
+from statuskit import run, same_every_way, served
 
 
 @pytest.fixture
@@ -87,6 +88,58 @@ def test_one_roster_runs_agents_here_and_on_two_hosts(
     final = rows(env)
     assert {n: r["state"] for n, r in final.items()} == {n: "stopped" for n in final}
     assert h1.agent_sessions() == []
+
+
+def test_a_controller_of_remote_agents_alone_runs_the_watcher_that_serves_status(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The whole fleet's `start` starts this machine's watcher though no agent is local, and
+    it answers `status --json` (asking the hosts over the same control masters) exactly as
+    the command would itself; `stop` stops it, and then the command answers again."""
+    h1, h2 = lab.add("h1"), lab.add("h2")
+    env = lab.env(fleet_env)
+    write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1"), ("r2", "h2")]))
+    started = ok(env, "start").out
+    assert "watcher: started" in started and "[h1] r1: started" in started
+    wait_until(lambda: all_running(env, ["r1", "r2"]), timeout=30, what="every agent running")
+    wait_until(lambda: served(env), timeout=30, interval=0.2, what="the watcher serving")
+    answered = same_every_way(env, "status", "--json", served=True)
+    doc = answered.doc()
+    assert doc["watcher"]["state"] == "running"
+    assert [(a["name"], a["host"], a["state"]) for a in doc["agents"]] == [
+        ("r1", "h1", "running"), ("r2", "h2", "running")
+    ]  # fmt: skip
+    assert [h["name"] for h in doc["hosts"]] == ["h1", "h2"]
+    # Nothing is kept between answers: a remote agent stopped is stopped at once.
+    ok(env, "stop", "r2")
+    after = run(env, ["fleet", "status", "--json"])
+    assert after.served and after.agent("r2")["state"] == "stopped"
+    assert h1.agent_sessions() == ["r1"] and h2.agent_sessions() == []
+
+    stopped = ok(env, "stop").out
+    assert "watcher: stopped" in stopped and "[h1] r1: stopped" in stopped
+    down = run(env, ["fleet", "status", "--json"])
+    assert not down.served and down.doc()["watcher"]["state"] == "stopped"
+    assert {a["state"] for a in down.doc()["agents"]} == {"stopped"}
+
+
+def test_a_controller_that_cannot_run_the_watcher_says_so_and_goes_on(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The watcher of a controller of remote agents alone is not what `start` is for: where
+    tmux cannot run here, the hosts are still started and stopped (here: the host refuses,
+    so the exit status is that host's), and the line says why."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    env = {**fleet_env, "TMUX_TMPDIR": str(not_a_dir)}
+    write_roster(env, "version: 1\nhosts:\n  h1: {ssh: nobody@127.0.0.1, port: 1}\n"
+                 "agents:\n  - {name: r1, runtime: shell, host: h1}\n")  # fmt: skip
+    for action, done in (("start", "started"), ("stop", "stopped")):
+        res = mosaic(env, action)
+        assert res.code == 1, res.out + res.err
+        assert res.out.startswith(f"watcher: not {done} on this machine: tmux ")
+        assert "Not a directory" in res.out and "Traceback" not in res.err
+        assert "host h1 unreachable" in res.err
 
 
 def test_a_host_without_mosaic_is_named_with_what_to_install(

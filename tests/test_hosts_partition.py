@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from fleetkit import mosaic, ok, write_roster
 from helpers import wait_until
 from hostlab import Lab, all_running, open_lab, recording, rows, status_doc
+from statuskit import run, served
 
 AGENTS = [("loc", None), ("r1", "h1"), ("r2", "h2")]
 
@@ -113,26 +112,29 @@ def test_status_asks_each_host_once_starting_before_click_loads(
     write_roster(env, lab.demo_roster(tmp_path, [("r1", "h1")]))
     ok(env, "start")
     wait_until(lambda: all_running(env, ["r1"]), timeout=30, what="r1 running")
+    wait_until(lambda: served(env), timeout=30, interval=0.2, what="the watcher serving")
     for args in (["status", "--json"], ["status"]):
         before = h1.sessions()
         assert "r1" in ok(env, *args).out
         assert h1.sessions() == before + 1, args
-    # The call goes out before click is even imported (import order, as Python reports it);
-    # `status --json` is answered without click at all (cli/quickstatus.py), and its call
-    # goes out before anything else, even before this machine's watcher is asked.
+    # `status --json` is answered by this machine's watcher (which asks the host itself):
+    # the command imports nothing of ssh. Without it (the watcher declines, or runs no
+    # more), the call goes out before click is even imported, or, answered without click
+    # (cli/quickstatus.py), before the document's own modules (import order, as Python
+    # reports it).
+    answered = run(env, ["fleet", "status", "--json"])
+    assert answered.served and "mosaic.hosts.ssh" not in answered.imported
     for args in (["status"], ["status", "--json"]):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mosaic", "fleet",
-                               *args], env=env, capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
-        assert proc.returncode == 0 and "r1" in proc.stdout
-        imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()]
-        assert "mosaic.hosts.ssh" in imported
-        if "click" in imported:
-            assert imported.index("mosaic.hosts.ssh") < imported.index("click"), args
+        before = h1.sessions()
+        itself = run(env, ["fleet", *args], "local")
+        assert itself.code == 0 and "r1" in itself.raw
+        assert h1.sessions() == before + 1, args
+        order = itself.order
+        if itself.clicked:
+            assert order.index("mosaic.hosts.ssh") < order.index("click"), args
         else:
             assert args == ["status", "--json"]
-            first = imported.index("mosaic.hosts.ssh")
-            assert first < imported.index("mosaic.watch.statusclient")
+            assert order.index("mosaic.hosts.ssh") < order.index("mosaic.cli.render")
     # A status that fails before asking (a bad variable) leaves no ssh client behind.
     res = mosaic({**env, "MOSAIC_FLEET_SUPERVISOR": "bogus"}, "status", "--json")
     assert res.code == 2 and "MOSAIC_FLEET_SUPERVISOR" in res.err

@@ -77,8 +77,6 @@ def test_the_served_client_imports_next_to_nothing(fleet_env: dict[str, str]) ->
         "mosaic", "mosaic.cli", "mosaic.cli.argv", "mosaic.cli.quickstatus", "mosaic.config",
         "mosaic.config.locate", "mosaic.watch", "mosaic.watch.statusclient", "_socket",
         "__future__",
-        # Reads the roster's bytes to learn that no host needs asking ahead.
-        "mosaic.hosts", "mosaic.hosts.prefetch",
     }  # fmt: skip
     run_dir = paths_of(fleet_env).run
     assert os.stat(run_dir).st_mode & 0o777 == 0o700
@@ -237,18 +235,68 @@ def test_a_caller_whose_environment_differs_is_not_served(
     ok(fleet_env, "stop")
 
 
-def test_a_roster_with_hosts_is_left_to_the_caller(fleet_env: dict[str, str]) -> None:
+def test_a_roster_with_hosts_is_served_asking_the_hosts(fleet_env: dict[str, str]) -> None:
     env = fleet_env
     write_roster(env, shell_roster(["a1"]))
     start_and_serve(env, "a1")
     # Port 1 of this machine refuses at once: the host's row says so, in every path.
     write_roster(env, shell_roster(["a1"]) + "  - {name: r1, runtime: shell, host: h1}\n"
                  "hosts:\n  h1: {ssh: nobody@127.0.0.1, port: 1}\n")  # fmt: skip
-    assert exchange(env, request(env)) == b"D a fleet with hosts"
-    answered = same_every_way(env, "status", "--json", served=False)
+    answered = same_every_way(env, "status", "--json", served=True)
     assert answered.agent("a1")["state"] == "running"
+    assert answered.agent("r1")["state"] == "unknown"
+    (h1,) = [h for h in answered.doc()["hosts"] if h["name"] == "h1"]
+    assert h1["reachable"] is False and "refused" in h1["error"]
+    assert "host h1 unreachable" in answered.err
     write_roster(env, shell_roster(["a1"]))
     ok(env, "stop")
+
+
+def fake_ssh(bin_dir: Path, body: str) -> None:
+    """An `ssh` first on PATH that runs `body` (sh) instead of connecting anywhere."""
+    bin_dir.mkdir(exist_ok=True)
+    ssh = bin_dir / "ssh"
+    ssh.write_text("#!/bin/sh\n" + body)
+    ssh.chmod(0o755)
+
+
+def test_the_hosts_are_asked_with_the_callers_environment(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """ssh runs with the caller's environment, not the watcher's: its agent socket (which
+    a new login changes) is the caller's, and so is anything its configuration reads."""
+    seen = tmp_path / "seen"
+    refused = 'echo "ssh: connect to host h port 22: Connection refused" >&2; exit 255\n'
+    fake_ssh(tmp_path / "bin", f'echo "$SSH_AUTH_SOCK" >> {seen}\n{refused}')
+    env = {**fleet_env, "PATH": f"{tmp_path / 'bin'}:{fleet_env['PATH']}",
+           "SSH_AUTH_SOCK": "/run/watcher-agent"}  # fmt: skip
+    write_roster(env, shell_roster(["a1"]) + "  - {name: r1, runtime: shell, host: h1}\n"
+                 "hosts:\n  h1: {ssh: nobody@h}\n")  # fmt: skip
+    with standalone_watcher(env, tmp_path):
+        caller = {**env, "SSH_AUTH_SOCK": "/run/caller-agent"}
+        answered = run(caller, ARGV)
+        assert answered.served and answered.agent("r1")["state"] == "unknown"
+        assert seen.read_text().splitlines()[-1] == "/run/caller-agent"
+
+
+def test_a_slow_host_is_waited_for_past_the_usual_deadline(
+    fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The watcher says it is asking hosts, and the client waits as long as its own call
+    would have instead of giving up at `DEADLINE_S` and asking them all over again."""
+    calls = tmp_path / "calls"
+    timed_out = 'echo "ssh: connect to host h port 22: Connection timed out" >&2; exit 255\n'
+    slow = f"sleep {statusclient.DEADLINE_S + 1}\n"
+    fake_ssh(tmp_path / "bin", f"echo x >> {calls}\n{slow}{timed_out}")
+    env = {**fleet_env, "PATH": f"{tmp_path / 'bin'}:{fleet_env['PATH']}"}
+    write_roster(env, shell_roster(["a1"]) + "  - {name: r1, runtime: shell, host: h1}\n"
+                 "hosts:\n  h1: {ssh: nobody@h}\n")  # fmt: skip
+    with standalone_watcher(env, tmp_path):
+        calls.unlink()  # the calls of the wait for the watcher to serve
+        answered = run(env, ARGV)
+        assert answered.served
+        assert answered.agent("r1")["state"] == "unknown"
+        assert calls.read_text() == "x\n"  # asked once, by the watcher
 
 
 def test_under_systemd_only_a_caller_with_the_units_environment_is_served(

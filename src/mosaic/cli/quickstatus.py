@@ -4,8 +4,9 @@ Scripts and dashboards poll `status --json`, and click's import alone costs abou
 two tmux round trips of a 50-agent status cost. When the argv is exactly
 `fleet [--mosaic-home H] [--roster R] status [AGENT] --json` (AGENT and --json in either
 order), the running watcher is asked first (`watch/statusclient.py`: it computes the
-document afresh with the same function, for this caller's environment, or declines);
-otherwise the document is built here by the same `hosts.status.document` and printed by the
+document afresh with the same function, for this caller's environment, asking the hosts
+too, or declines); otherwise the hosts are asked ahead (`hosts.prefetch`) and the document
+is built here by the same `hosts.status.document` and printed by the
 same `render.json_document` as the click command. Errors end as `cli.main` ends them
 (message on stderr, the error's exit code), whichever process found them. Anything else
 (help, other flags, a home that is a file or a roster that is a directory, which click
@@ -40,11 +41,6 @@ def run(args: list[str]) -> int | None:
     if parsed is None:
         return None
     flags, agent = parsed
-    if agent is None:
-        # A fleet with hosts: they start answering while this process imports its part.
-        from mosaic.hosts import prefetch
-
-        prefetch.start(args)
     served = _served(flags, agent)
     if served is not None:
         code, err, out = served
@@ -52,6 +48,11 @@ def run(args: list[str]) -> int | None:
         sys.stdout.write(out)
         sys.stdout.flush()
         return code
+    if agent is None:
+        # A fleet with hosts: they start answering while this process imports its part.
+        from mosaic.hosts import prefetch
+
+        prefetch.start(args)
     from mosaic.cli.render import json_document
     from mosaic.config.paths import resolve
     from mosaic.errors import MosaicError

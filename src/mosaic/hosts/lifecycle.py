@@ -19,11 +19,10 @@ def run(paths: Paths, agent: str | None, action: str) -> list[route.Done[list[st
     roster = load(paths.roster, cache_dir=paths.run)
     agents = roster.select(agent)
     whole = agent is None
-    parts = route.split(roster, agents, every_host=whole and action == "stop")
+    parts = route.split(roster, agents, every_host=whole and action == "stop",
+                        this_machine=whole)  # fmt: skip
 
     def local(part: route.Part) -> list[str]:
-        # Opened only for this machine's own agents: a controller of remote agents alone
-        # decides, probes and starts nothing here.
         fleet = open_fleet(paths, deciding=action != "stop", roster=roster)
         mine = list(part.agents)
         if action == "start":
@@ -32,11 +31,25 @@ def run(paths: Paths, agent: str | None, action: str) -> list[route.Done[list[st
             return supervise.stop(fleet, mine, whole=whole)
         return supervise.restart(fleet, mine, whole=whole)
 
+    def watcher_only(part: route.Part) -> list[str]:
+        """A controller of remote agents alone runs the fleet's watcher all the same (it
+        serves `status --json`, asking the hosts: docs/hosts.md, "What runs where"). It
+        is not what the command is for: where it cannot run (no tmux here), the command
+        still succeeds and says why."""
+        from mosaic.errors import MosaicError
+
+        try:
+            return local(part)
+        except MosaicError as exc:
+            done = {"start": "started", "stop": "stopped", "restart": "restarted"}[action]
+            return [f"watcher: not {done} on this machine: {exc.message}"]
+
     def remote(host: Remote, part: route.Part) -> list[str]:
         if action != "stop":
             # What starts there is what the roster says now.
             host.push_roster(hostroster.part_for(paths, part.name))
         return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
 
-    return route.each(paths, parts, local, remote)
+    alone = roster.hosts and not any(a.host is None for a in agents)
+    return route.each(paths, parts, watcher_only if alone else local, remote)
 

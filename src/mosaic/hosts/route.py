@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -52,14 +52,21 @@ class Part:
         return [a.name for a in self.agents]
 
 
-def split(roster: Roster, agents: Sequence[Agent], *, every_host: bool = False) -> list[Part]:
-    """`agents` grouped by machine. This machine is a part when one of them is local, or
-    when the roster declares no hosts (an empty fleet is still a local one). `every_host`
+def split(
+    roster: Roster,
+    agents: Sequence[Agent],
+    *,
+    every_host: bool = False,
+    this_machine: bool = False,
+) -> list[Part]:
+    """`agents` grouped by machine. This machine is a part when one of them is local, when
+    the roster declares no hosts (an empty fleet is still a local one), or when
+    `this_machine` says so (a whole-fleet `start` starts the watcher here too). `every_host`
     adds declared hosts none of `agents` is on: a whole-fleet `stop` or `status` reaches
     every host, also one whose agents have all left the roster."""
     local = tuple(a for a in agents if a.host is None)
     parts = []
-    if local or not roster.hosts:
+    if local or not roster.hosts or this_machine:
         parts.append(Part(None, local))
     for host in roster.hosts:
         mine = tuple(a for a in agents if a.host == host.name)
@@ -79,13 +86,14 @@ def remote_for(paths: Paths, roster: Roster, agent_name: str) -> Remote | None:
     return None if agent.host is None else remote(paths, roster.host(agent.host))
 
 
-def remote(paths: Paths, host: Host) -> Remote:
-    return Remote(Link(host, paths.ssh_dir))
+def remote(paths: Paths, host: Host, env: Mapping[str, str] | None = None) -> Remote:
+    """`env`: the environment ssh runs with, when it is not this process's (`ssh.Link`)."""
+    return Remote(Link(host, paths.ssh_dir, env))
 
 
-def parallelism() -> int:
+def parallelism(env: Mapping[str, str] | None = None) -> int:
     """How many hosts are asked at once ($MOSAIC_FLEET_HOSTS_PARALLEL, default 16)."""
-    raw = os.environ.get(PARALLEL_ENV, "")
+    raw = (os.environ if env is None else env).get(PARALLEL_ENV, "")
     if not raw:
         return DEFAULT_PARALLEL
     if not raw.isdigit() or int(raw) < 1:
@@ -108,14 +116,17 @@ def each(
     parts: Sequence[Part],
     local: Callable[[Part], T],
     remote_fn: Callable[[Remote, Part], T],
+    env: Mapping[str, str] | None = None,
 ) -> list[Done[T]]:
-    """Run the command's part on every machine at once; results in `parts` order."""
+    """Run the command's part on every machine at once; results in `parts` order. `env`:
+    the caller's environment when it is not this process's (the watcher serving a
+    command, `watch/serve.py`)."""
 
     def run(part: Part) -> Done[T]:
         t0 = time.monotonic()
         try:
             host = part.host
-            value = local(part) if host is None else remote_fn(remote(paths, host), part)
+            value = local(part) if host is None else remote_fn(remote(paths, host, env), part)
         except MosaicError as exc:
             return Done(part, None, exc, time.monotonic() - t0)
         return Done(part, value, None, time.monotonic() - t0)
@@ -124,7 +135,7 @@ def each(
         return [run(parts[0])]  # one machine: no thread to pay for
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(parallelism(), len(parts))) as pool:
+    with ThreadPoolExecutor(max_workers=min(parallelism(env), len(parts))) as pool:
         return list(pool.map(run, parts))
 
 

@@ -26,7 +26,8 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -41,8 +42,8 @@ ALIVE_COUNT = 3  # a silent link is given up after about ALIVE_INTERVAL_S * ALIV
 UNREACHABLE = 255  # ssh's own exit status for "could not connect or lost the connection"
 
 
-def ssh_binary() -> str:
-    path = shutil.which("ssh")
+def ssh_binary(env: Mapping[str, str] | None = None) -> str:
+    path = shutil.which("ssh", path=None if env is None else env.get("PATH", os.defpath))
     if path is None:
         raise ConfigError(
             "ssh not found on PATH; hosts are reached with OpenSSH "
@@ -74,10 +75,14 @@ class Timeout(Exception):
 
 @dataclass(frozen=True)
 class Link:
-    """How to reach one host: its roster entry and where its control socket lives."""
+    """How to reach one host: its roster entry, where its control socket lives, and the
+    environment ssh runs with (None: this process's; the watcher serving a caller's
+    `status` passes the caller's, so the caller's agent socket and ssh configuration
+    apply, `watch/serve.py`)."""
 
     host: Host
     control_dir: Path
+    env: Mapping[str, str] | None = field(default=None, compare=False)
 
     def options(self) -> list[str]:
         opts = [
@@ -100,7 +105,7 @@ class Link:
     def argv(self, remote_command: str, tty: bool = False) -> list[str]:
         """ssh's argv for one remote command line (already quoted for the host's shell)."""
         return [
-            ssh_binary(), *self.options(), "-t" if tty else "-T",
+            ssh_binary(self.env), *self.options(), "-t" if tty else "-T",
             "--", self.host.ssh, remote_command,
         ]  # fmt: skip
 
@@ -120,7 +125,7 @@ class Link:
         else:
             self.prepare()
             t0 = time.monotonic()
-            proc = _spawn(argv, self.control_dir, stdin=input is not None)
+            proc = _spawn(argv, self.control_dir, self.env, stdin=input is not None)
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -135,7 +140,7 @@ class Link:
         (`hosts.prefetch`); one nobody takes is ended when this process exits."""
         self.prepare()
         argv = self.argv(remote_command)
-        proc = _spawn(argv, self.control_dir, stdin=False)
+        proc = _spawn(argv, self.control_dir, self.env, stdin=False)
         with _AHEAD_LOCK:
             if not _AHEAD:
                 atexit.register(_end_ahead)
@@ -157,6 +162,7 @@ class Link:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=self.control_dir,
+            env=self.env,
         )
 
     def exec_tty(self, remote_command: str) -> NoReturn:
@@ -171,8 +177,8 @@ class Link:
         if not (self.control_dir / self.host.name).exists():
             return None
         proc = subprocess.run(
-            [ssh_binary(), *self.options(), "-O", "check", "--", self.host.ssh],
-            capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir,
+            [ssh_binary(self.env), *self.options(), "-O", "check", "--", self.host.ssh],
+            capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir, env=self.env,
         )  # fmt: skip
         text = proc.stderr.decode("utf-8", errors="replace")
         marker = "(pid="
@@ -186,18 +192,22 @@ class Link:
             return
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                [ssh_binary(), *self.options(), "-O", command, "--", self.host.ssh],
+                [ssh_binary(self.env), *self.options(), "-O", command, "--", self.host.ssh],
                 capture_output=True, timeout=CONNECT_TIMEOUT_S, cwd=self.control_dir,
+                env=self.env,
             )  # fmt: skip
 
 
-def _spawn(argv: list[str], cwd: Path, stdin: bool) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], cwd: Path, env: Mapping[str, str] | None, stdin: bool
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
+        env=env,
     )
 
 

@@ -35,7 +35,8 @@ def document(
     parts = route.split(roster, selected, every_host=agent is None)
     top = {"supervisor": str(effective_supervisor(roster, env)),
            "socket": effective_socket(roster, env),
-           "holder": "stopped", "restart_in_progress": None}  # fmt: skip
+           "holder": "stopped", "restart_in_progress": None,
+           "watcher": _watcher(paths)}  # fmt: skip
 
     def local(part: route.Part) -> dict[str, Any]:
         from mosaic.agents import status
@@ -50,9 +51,19 @@ def document(
             raise OperationFailed(f"host {host.name}: status is not a JSON object")
         return doc
 
-    done = route.each(paths, parts, local, remote)
+    done = route.each(paths, parts, local, remote, env)
     for d in done:
         if d.error is not None and d.part.host is None:
             raise d.error
     errors = [d.error.message for d in done if d.error is not None]
     return merge.status(selected, done, top), errors
+
+
+def _watcher(paths: Paths) -> dict[str, Any]:
+    """This machine's watcher, which runs on a controller of remote agents alone too (it
+    serves this very document, `watch/serve.py`): read from its heartbeat, as with agents."""
+    import time
+
+    from mosaic.watch import beat
+
+    return beat.read(paths.watcher_heartbeat, time.time()).as_json()

@@ -6,6 +6,6 @@ what the agents' screens show into events, and events into notifications.
     notify.py    notification targets: matching (pure) and running them off the loop
     loop.py      the tick: its steps, in order, and the process around them
     beat.py      the watcher's pid and heartbeat, as `status` reads them
-    serve.py     `status --json` answered on a unix socket, fresh per request (one thread)
+    serve.py     `status --json` answered on a unix socket, fresh per request (hosts too)
     statusclient.py  the command's side of it: asks, or says the command must answer itself
 """

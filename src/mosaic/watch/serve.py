@@ -16,17 +16,24 @@ the document itself:
 - another value of a variable the document reads from the process environment itself
   rather than from the environment it is given (`MUST_MATCH`): what tmux and systemctl see,
   programs found on PATH, `~`, `$SHELL`, the locale, local time;
-- a roster with hosts (each host is asked over SSH: the caller's own work);
 - another tmux socket than the one this watcher watches.
 
 The roster is read on every request, with the caller's environment, so an edited roster
 (or the roster's own `$VARS`) is never a stale answer. Errors are answered as the command
 would print them (message, exit code). Anything unexpected declines.
 
-One thread, one client at a time: a client has `REQUEST_S` to send at most
-`statusclient.MAX_REQUEST` bytes, and only a peer of the watcher's own uid is served
-(SO_PEERCRED; the socket is 0600 in the 0700 run directory besides). The tick never waits
-for this thread.
+A fleet with hosts is served too (docs/hosts.md, "Scaling"): its hosts are asked over SSH
+from here, each call with the caller's whole environment (its agent socket, its PATH's
+`ssh`, whatever its ssh configuration reads), through the same control masters as the
+caller's own calls. Asking takes as long as the slowest host, so the watcher first says it
+is working on it (`statusclient.WORKING`), and the client then waits as long as the command
+itself would have.
+
+Each client is served on its own thread, at most `CLIENTS` at once (past that a client is
+declined at once and answers itself), so a slow host never holds up another caller. A
+client has `REQUEST_S` to send at most `statusclient.MAX_REQUEST` bytes, and only a peer of
+the watcher's own uid is served (SO_PEERCRED; the socket is 0600 in the 0700 run directory
+besides). The tick never waits for these threads.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from mosaic.watch.statusclient import encode_decline, encode_reply
 REQUEST_S = 1.0  # a client has this long, from connecting, to send its whole request
 REPLY_S = 2.0  # and this long to take the answer
 BACKLOG = 16
+CLIENTS = 8  # served at once
 
 # Read by the document from the process environment, not from the `env` it is handed:
 # tmux's socket directory and locale, the user manager systemctl reaches (and the language
@@ -92,9 +100,15 @@ def refusal(
     return None
 
 
-def answer(paths: Paths, own: Own, request: bytes) -> bytes:
+def _nothing() -> None:
+    pass
+
+
+def answer(
+    paths: Paths, own: Own, request: bytes, working: Callable[[], None] = _nothing
+) -> bytes:
     """The reply to one request: the document (or the error) the caller would print, or a
-    decline."""
+    decline. `working` is called before hosts are asked (a wait the client should take)."""
     try:
         stamp, home, roster_path, agent, env = statusclient.decode_request(request)
     except ValueError:
@@ -110,13 +124,13 @@ def answer(paths: Paths, own: Own, request: bytes) -> bytes:
         roster = load(paths.roster, env=env, cache_dir=paths.run)
     except MosaicError as exc:
         return encode_reply(int(exc.exit_code), exc.message + "\n", "")
-    if roster.hosts:
-        return encode_decline("a fleet with hosts")
     try:
         if effective_socket(roster, env) != own.socket:
             return encode_decline("another tmux socket")
     except MosaicError:
         return encode_decline("bad tmux socket setting")  # the command says it, in its order
+    if roster.hosts:
+        working()
     try:
         doc, errors = document(paths, agent, env=env, roster=roster)
     except MosaicError as exc:
@@ -133,6 +147,7 @@ class StatusServer:
         self.own = Own(statusclient.stamp(), str(paths.home), str(paths.roster), socket_name,
                        os.environ)  # fmt: skip
         self.closing = False
+        self.slots = threading.BoundedSemaphore(CLIENTS)
         self.listener: socket.socket | None = None
         self.thread: threading.Thread | None = None
         self.inode: int | None = None
@@ -172,11 +187,23 @@ class StatusServer:
                 self.log(f"status: accept: {exc}")
                 time.sleep(0.1)  # e.g. out of descriptors: do not spin
                 continue
+            if not self.slots.acquire(blocking=False):
+                with conn:
+                    conn.settimeout(REPLY_S)
+                    with contextlib.suppress(OSError):
+                        conn.sendall(encode_decline("busy"))
+                continue
+            threading.Thread(target=self._client, args=(conn,), name="status-client",
+                             daemon=True).start()  # fmt: skip
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
             with conn:
-                try:
-                    self._handle(conn)
-                except Exception as exc:  # no client, and no bug it meets, may end the server
-                    self.log(f"status: {type(exc).__name__}: {exc}")
+                self._handle(conn)
+        except Exception as exc:  # no client, and no bug it meets, may end the server
+            self.log(f"status: {type(exc).__name__}: {exc}")
+        finally:
+            self.slots.release()
 
     def _handle(self, conn: socket.socket) -> None:
         uid = self.peer_uid(conn)
@@ -188,10 +215,13 @@ class StatusServer:
         if request is None:
             self.log("status: dropped a request (too large, or not sent in time)")
             return
-        reply = answer(self.paths, self.own, request)
         conn.settimeout(REPLY_S)
+
+        def working() -> None:
+            conn.sendall(statusclient.WORKING)
+
         with contextlib.suppress(OSError):  # the client gave up: its own path answers
-            conn.sendall(reply)
+            conn.sendall(answer(self.paths, self.own, request, working))
 
 
 def _listen(path: Path) -> socket.socket:

@@ -12,6 +12,8 @@ therefore plain bytes:
              then every `KEY=VALUE` of the caller's environment (as `os.environb` has it)
     reply    b"A CODE LEN\\n" + stderr (LEN bytes) + stdout   -- the answer
              b"D REASON"                                       -- declined: answer yourself
+             either may follow WORKING (b"W\\n"): the watcher is asking hosts, and the
+             client waits up to WORKING_S instead of DEADLINE_S
 
 The caller's whole environment travels because the document is computed for it: the roster's
 `$VARS`, `$MOSAIC_TMUX_SOCKET` and `$MOSAIC_FLEET_SUPERVISOR` are read from it, exactly as the
@@ -33,6 +35,10 @@ PROTOCOL = b"mosaic-status/1"
 MAX_REQUEST = 256 * 1024  # an environment larger than this is not sent: answered in-process
 MAX_REPLY = 64 * 1024 * 1024
 DEADLINE_S = 2.0  # for the whole exchange; after it the caller answers itself
+# ...unless the watcher said it is asking hosts: then this long, the most that hosts' own
+# call bounds let asking them take (`hosts.remote.QUICK_S` per host, in up to two waves).
+WORKING = b"W\n"
+WORKING_S = 40.0
 # bind()/connect() take at most this many bytes of path (sun_path, with its NUL).
 _SUN_PATH = 108
 
@@ -153,7 +159,8 @@ def ask(home: str, roster: str, agent: str | None) -> tuple[int, str, str] | Non
 
 
 def _exchange(path: str, request: bytes) -> bytes | None:
-    deadline = time.monotonic() + DEADLINE_S
+    start = time.monotonic()
+    deadline = start + DEADLINE_S
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         address, fd = unix_address(path)
@@ -167,18 +174,28 @@ def _exchange(path: str, request: bytes) -> bytes | None:
             return None  # not ours: it gets nothing of this environment
         sock.sendall(request)
         sock.shutdown(_socket.SHUT_WR)
-        return receive_all(sock, deadline, MAX_REPLY)
+        reply = receive_all(sock, deadline, MAX_REPLY, start + WORKING_S)
     finally:
         sock.close()
+    if reply is not None and reply.startswith(WORKING):
+        return reply[len(WORKING) :]
+    return reply
 
 
-def receive_all(sock: _socket.socket, deadline: float, limit: int) -> bytes | None:
+def receive_all(
+    sock: _socket.socket, deadline: float, limit: int, working: float | None = None
+) -> bytes | None:
     """Everything the peer sends until it shuts its side down, or None: past `deadline`
-    (a monotonic time), more than `limit` bytes, or the connection failed. Both ends
-    read this way: the client its reply, the watcher a request."""
+    (a monotonic time; `working` instead once the data begins with WORKING), more than
+    `limit` bytes, or the connection failed. Both ends read this way: the client its
+    reply, the watcher a request."""
     chunks: list[bytes] = []
     size = 0
     while True:
+        if working is not None and size >= len(WORKING):
+            if b"".join(chunks).startswith(WORKING):
+                deadline = working
+            working = None
         left = deadline - time.monotonic()
         if left <= 0:
             return None

@@ -19,6 +19,7 @@ from fleetkit import mosaic, ok, write_roster
 from helpers import MOSAIC, pid_alive, wait_until
 from hostlab import VENV_BIN, Lab, LabHost, all_running, open_lab, rows
 from mosaic.errors import UsageError
+from mosaic.hosts import eventmerge
 from mosaic.hosts.eventmerge import Line, Since, line_of, ordered, parse_since, split_lines
 
 Event = dict[str, Any]
@@ -99,6 +100,16 @@ def test_a_host_part_keeps_the_notify_targets_of_its_agents() -> None:
     bare = hostroster.part_text(text.replace("[a2]", "[a3]"), "gpu2")
     assert loads(bare, Path("/h/roster.yaml")).notify == () and b"notify" not in bare
 
+
+
+def test_a_stream_cursor_names_every_machine_once_heard_from() -> None:
+    assert eventmerge.cursor_text({"local": 12}) == "12"  # as without hosts
+    assert eventmerge.cursor_text({"local": 12, "gpu1": 3}) == "local:12,gpu1:3"
+    for marks in ({"local": 12}, {"local": 0, "gpu1": 3, "gpu2": 40}):
+        assert eventmerge.parse_cursor(eventmerge.cursor_text(marks)) == marks
+    for bad in ("", "x", "-1", "gpu1", "gpu1:", ":3", "gpu1:3,gpu1:4", "gpu1:3;rm", "1.5"):
+        with pytest.raises(ValueError):
+            eventmerge.parse_cursor(bad)
 
 # --- the lab --------------------------------------------------------------------------------
 

@@ -175,6 +175,58 @@ def test_the_api_shows_and_acts_on_a_remote_agent(
     ok(env, "stop")
 
 
+def test_a_reconnecting_page_is_replayed_what_it_missed_of_every_machine(
+    lab: Lab, fleet_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The stream's ids say where the page is in every machine's log; a page that comes
+    back with the last one gets the events it missed, this machine's and h1's, once."""
+    env = _fleet(lab, fleet_env, tmp_path)
+    with running_web(env, tmp_path) as web:
+        stream = Stream(web, "")
+        try:
+            assert stream.next()["event"] == "hello"
+            assert _send(web, "r1", "before")["accepted"] is True
+            seen = stream.until(lambda e: e.get("event") == "event"
+                                and json.loads(e["data"])["host"] == "h1"
+                                and json.loads(e["data"])["type"] == "sent",
+                                "r1's sent event, from h1", timeout=30)  # fmt: skip
+            h1_seq = json.loads(seen["data"])["seq"]
+            marks = dict(item.split(":") for item in seen["id"].split(","))
+            assert int(marks["h1"]) == h1_seq and "local" in marks
+        finally:
+            stream.close()
+        # Away: one event on each machine.
+        assert _send(web, "r1", "while away")["accepted"] is True
+        assert _send(web, "loc", "while away")["accepted"] is True
+
+        def sent_after(host: str, seq: int) -> list[dict[str, Any]]:
+            lines = web.request("GET", "/api/events?type=sent").text.splitlines()
+            return [e for e in map(json.loads, lines) if e["host"] == host and e["seq"] > seq]
+
+        wait_until(lambda: sent_after("h1", h1_seq), timeout=20, what="h1's event")
+        missed = {(e["host"], e["seq"]) for e in sent_after("h1", h1_seq)}
+        missed |= {(e["host"], e["seq"]) for e in sent_after("local", int(marks["local"]))}
+        assert {h for h, _ in missed} == {"h1", "local"}
+        again = Stream(web, "", headers={"Last-Event-ID": seen["id"]})
+        try:
+            assert again.next()["event"] == "hello"
+            got: list[tuple[str, int]] = []
+            while not missed <= set(got):
+                e = again.next()
+                if e["event"] == "event":
+                    doc = json.loads(e["data"])
+                    if doc["type"] == "sent":
+                        got.append((doc["host"], doc["seq"]))
+            assert len(got) == len(set(got))  # each once
+            assert ("h1", h1_seq) not in got  # the page had it
+        finally:
+            again.close()
+        for bad in ("h1:x", "h1", "local:1,local:2", ":3"):
+            reply = web.request("GET", f"/api/events/stream?since={bad}")
+            assert reply.status == 400 and "HOST:SEQ" in reply.json()["error"], bad
+    ok(env, "stop")
+
+
 def test_a_remote_screen_keeps_its_colours(
     lab: Lab, fleet_env: dict[str, str], tmp_path: Path
 ) -> None:

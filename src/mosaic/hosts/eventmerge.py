@@ -12,6 +12,9 @@ machines' order (this one first, then the roster's) and then seq.
   start of its log (nothing of it was seen);
 - `HOST:SEQ,...` (`local:1234,gpu1:88`): each named machine after that seq, each machine
   not named from the start: what a reader that stopped passes to resume where it was.
+
+The dashboard's event stream uses the same pairs as its SSE ids (`cursor_text`), so a page
+that reconnects is replayed what it missed of every machine it had heard from.
 """
 
 from __future__ import annotations
@@ -124,3 +127,26 @@ def for_agent(lines: Iterable[Line], agent: str | None) -> list[Line]:
     """Only `agent`'s events (all when None). Done here rather than by the host, whose
     roster may not have the agent (yet, or any more) while its log still does."""
     return [ln for ln in lines if agent is None or ln.agent == agent]
+
+
+def cursor_text(marks: Mapping[str, int]) -> str:
+    """A reader's place in every machine's log, as `--since` takes it: `1234` while only
+    this machine's log was read (what a fleet without hosts has always used), else
+    `local:1234,gpu1:88`."""
+    if set(marks) <= {LOCAL_HOST}:
+        return str(marks.get(LOCAL_HOST, 0))
+    return ",".join(f"{name}:{seq}" for name, seq in marks.items())
+
+
+def parse_cursor(text: str) -> dict[str, int]:
+    """`cursor_text` read back; ValueError when it is neither a seq nor HOST:SEQ pairs.
+    Machines are not checked: a host that left the roster since is the caller's to drop."""
+    if text.isdigit():
+        return {LOCAL_HOST: int(text)}
+    marks: dict[str, int] = {}
+    for item in text.split(","):
+        name, colon, seq = item.partition(":")
+        if not colon or not name or not seq.isdigit() or name in marks:
+            raise ValueError(text)
+        marks[name] = int(seq)
+    return marks

@@ -10,6 +10,7 @@ change, so routing (hosts) or the outbox plug in here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from mosaic.config.paths import Paths
@@ -46,12 +47,10 @@ def event_lines(
     agent: str | None = None,
     types: tuple[str, ...] = (),
     last: int | None = None,
-    local_only: bool = False,
 ) -> list[str]:
     """`events --json [AGENT] [--since S] [--type T]...`, optionally only the newest `last`:
     the same lines, assembled by the same query; with hosts in the roster every machine's,
-    merged and tagged with `host` (`local_only`: this machine's, tagged, e.g. to replay
-    the stream, whose ids are this machine's seqs)."""
+    merged and tagged with `host`."""
     import time
 
     from mosaic.config.eventtypes import NAMES
@@ -68,8 +67,7 @@ def event_lines(
     if last is not None:
         last = min(max(1, last), MAX_LAST)
     if roster.hosts:
-        return _merged_lines(paths, roster, since, agent, tuple(dict.fromkeys(types)), last,
-                             local_only)  # fmt: skip
+        return _merged_lines(paths, roster, since, agent, tuple(dict.fromkeys(types)), last)
     after, since_t = 0, None
     if since is not None:
         parsed = since_arg(since, time.time())
@@ -95,18 +93,43 @@ def _merged_lines(
     agent: str | None,
     types: tuple[str, ...],
     last: int | None,
-    local_only: bool,
 ) -> list[str]:
     """Every machine's log read at once (`hosts.eventfeed`, as `events` does); a host that
     cannot be read is left out (the status document names it)."""
-    from mosaic.config.names import LOCAL_HOST
     from mosaic.hosts import eventfeed
     from mosaic.hosts.eventmerge import parse_since
 
-    parts = eventfeed.parts(roster, agent, (LOCAL_HOST,) if local_only else ())
+    parts = eventfeed.parts(roster, agent, ())
     query = eventfeed.Query(parse_since(since, eventfeed.machines(roster)), types, agent)
     lines, _, _ = eventfeed.history(paths, parts, query)
     return [ln.json() for ln in (lines[-last:] if last is not None else lines)]
+
+
+def replay_lines(paths: Paths, marks: Mapping[str, int], last: int) -> list[tuple[str, int, str]]:
+    """What a page reconnecting to the stream missed: the events after each machine's seq
+    in `marks` (a machine not named, or no longer in the roster, is left out: nothing of
+    it was seen), the newest `last`, in history order, as (machine, seq, line). A host
+    that cannot be read is left out, as in `event_lines`."""
+    import json
+
+    from mosaic.config.load import load
+    from mosaic.config.names import LOCAL_HOST
+    from mosaic.hosts import eventfeed
+    from mosaic.hosts.eventmerge import Since
+
+    roster = load(paths.roster, cache_dir=paths.run)
+    if not roster.hosts:
+        if LOCAL_HOST not in marks:
+            return []
+        lines = event_lines(paths, str(marks[LOCAL_HOST]), last=last)
+        return [(LOCAL_HOST, int(json.loads(line)["seq"]), line) for line in lines]
+    known = eventfeed.machines(roster)
+    named = {m: seq for m, seq in marks.items() if m in known}
+    if not named:
+        return []
+    parts = eventfeed.parts(roster, None, tuple(named))
+    found, _, _ = eventfeed.history(paths, parts, eventfeed.Query(Since(named), (), None))
+    return [(ln.host, ln.seq, ln.json()) for ln in found[-last:]]
 
 
 def screen(paths: Paths, name: str) -> dict[str, Any]:

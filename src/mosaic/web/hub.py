@@ -58,14 +58,16 @@ ACTIVITY_EVENTS = {"busy": "busy", "idle": "idle", "awaiting_approval": "awaitin
 
 @dataclass(frozen=True)
 class Message:
-    """One Server-Sent Event: `kind` is its event name, `data` JSON text. `seq` (events
-    only) becomes the SSE id a reconnecting page resumes from; `agent` (screens only)
-    limits it to the pages showing that agent."""
+    """One Server-Sent Event: `kind` is its event name, `data` JSON text. `seq` and `host`
+    (events only: its seq in the log of that machine, None for this one) make the SSE id a
+    reconnecting page resumes from; `agent` (screens only) limits it to the pages showing
+    that agent."""
 
     kind: str
     data: str
     seq: int | None = None
     agent: str | None = None
+    host: str | None = None
 
 
 @dataclass(eq=False)
@@ -81,6 +83,7 @@ class Hub:
         self.loop = loop
         self.subscribers: set[Subscriber] = set()
         self.top = 0  # the newest event seq handed to the pages
+        self.host_tops: dict[str, int] = {}  # the same, of each host's log heard from
         self.last_status: str | None = None
         self._lock = threading.Lock()
         self._wanted: frozenset[str] = frozenset()  # screens some page shows
@@ -130,9 +133,19 @@ class Hub:
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self.loop.call_soon_threadsafe(self._fanout, message)
 
+    def position(self) -> dict[str, int]:
+        """Where a page that starts now starts in every machine's log (this one first)."""
+        from mosaic.config.names import LOCAL_HOST
+
+        return {LOCAL_HOST: self.top, **self.host_tops}
+
     def _fanout(self, message: Message) -> None:
         if message.kind == "event" and message.seq is not None:
-            self.top = max(self.top, message.seq)
+            if message.host is None:
+                self.top = max(self.top, message.seq)
+            else:
+                self.host_tops[message.host] = max(self.host_tops.get(message.host, 0),
+                                                   message.seq)  # fmt: skip
         elif message.kind == "status" and self.subscribers:
             self.last_status = message.data
         for sub in list(self.subscribers):
@@ -224,7 +237,7 @@ class _Feed:
             self.hosts.want(self.fleet.roster, wanted, forced)
             self.host_events.want(self.fleet.roster, True)
         for line in self.host_events.drain():
-            self.publish(Message("event", line.json()))
+            self.publish(Message("event", line.json(), seq=line.seq, host=line.host))
             self._patch(dict(line.event))
         if self.hosts.changed() and now - self.remote_status_at >= REMOTE_STATUS_GAP_S:
             # A remote screen changed: its activity may have (read by the host's watcher).

@@ -37,6 +37,7 @@ from aiohttp import web
 from yarl import URL
 
 from mosaic import __version__
+from mosaic.config.names import LOCAL_HOST
 from mosaic.config.paths import Paths
 from mosaic.errors import (
     ConfigError,
@@ -45,9 +46,10 @@ from mosaic.errors import (
     UnknownAgentError,
     UsageError,
 )
+from mosaic.hosts.eventmerge import cursor_text, parse_cursor
 from mosaic.web import actions, security, sgr
 from mosaic.web import token as tokens
-from mosaic.web.hub import Hub, Message, Subscriber
+from mosaic.web.hub import Hub, Subscriber
 
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -238,16 +240,17 @@ class Dashboard:
                 await _thread(actions.check_agent, self.paths, screen)
             except MosaicError as exc:
                 return _failure(exc)
-        resume = request.headers.get("Last-Event-ID") or request.query.get("since")
-        if resume is not None and not resume.isdigit():
-            return _error(400, "since: give an event seq")
+        text = request.headers.get("Last-Event-ID") or request.query.get("since")
+        try:
+            resume = parse_cursor(text) if text is not None else None
+        except ValueError:
+            return _error(400, "since: give an event seq, or HOST:SEQ pairs (local:12,gpu1:3)")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})  # fmt: skip
         await resp.prepare(request)
         sub = self.hub.subscribe(screen)
         try:
-            await self._serve_stream(resp, sub, int(resume) if resume else None,
-                                     request.transport)  # fmt: skip
+            await self._serve_stream(resp, sub, resume, request.transport)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -258,22 +261,25 @@ class Dashboard:
         self,
         resp: web.StreamResponse,
         sub: Subscriber,
-        resume: int | None,
+        resume: dict[str, int] | None,
         transport: asyncio.Transport | None,
     ) -> None:
-        cursor = self.hub.top  # every later event reaches `sub.queue`
+        # Where this page is in every machine's log: every later event reaches `sub.queue`;
+        # one at or before its machine's mark is one the page has (or was before it came).
+        marks = self.hub.position()
         hello = {"version": __version__, "queue": actions.QUEUE_AVAILABLE}
-        await resp.write(_sse("hello", json.dumps(hello), cursor if resume is None else resume))
+        await resp.write(_sse("hello", json.dumps(hello),
+                              cursor_text(marks if resume is None else resume)))  # fmt: skip
         if self.hub.last_status is not None:
             await resp.write(_sse("status", self.hub.last_status))
-        if resume is not None and resume < cursor:
-            # This machine's events only: the stream's ids are its seqs.
-            lines = await _thread(actions.event_lines, self.paths, str(resume), None, (),
-                                  REPLAY_MAX, True)  # fmt: skip
-            for line in lines:
-                seq = int(json.loads(line)["seq"])
-                await resp.write(_sse("event", line, seq))
-                cursor = max(cursor, seq)
+        missed = {m: seq for m, seq in (resume or {}).items()
+                  if m != LOCAL_HOST or seq < marks[LOCAL_HOST]}  # fmt: skip
+        if missed:
+            # Read back from each machine's log (a host's over SSH), as `events` would.
+            lines = await _thread(actions.replay_lines, self.paths, missed, REPLAY_MAX)
+            for machine, seq, line in lines:
+                marks[machine] = max(marks.get(machine, 0), seq)
+                await resp.write(_sse("event", line, cursor_text(marks)))
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while True:
@@ -292,19 +298,20 @@ class Dashboard:
             if message is None:
                 return
             if message.kind == "event" and message.seq is not None:
-                if message.seq <= cursor:
+                machine = message.host or LOCAL_HOST
+                if message.seq <= marks.get(machine, -1):
                     continue
-                cursor = message.seq
-            await resp.write(_message_bytes(message))
+                marks[machine] = message.seq
+                await resp.write(_sse("event", message.data, cursor_text(marks)))
+                continue
+            await resp.write(_sse(message.kind, message.data))
 
 
-def _message_bytes(message: Message) -> bytes:
-    return _sse(message.kind, message.data, message.seq)
-
-
-def _sse(kind: str, data: str, seq: int | None = None) -> bytes:
-    """One event; `data` is JSON, so it holds no raw line feed to split it."""
-    head = f"id: {seq}\n" if seq is not None else ""
+def _sse(kind: str, data: str, event_id: str | None = None) -> bytes:
+    """One event; `data` is JSON, so it holds no raw line feed to split it. `event_id`:
+    where the page is in every machine's log (`eventmerge.cursor_text`), which a
+    reconnecting page sends back as `Last-Event-ID`."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\ndata: {data}\n\n".encode()
 
 

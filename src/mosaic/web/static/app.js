@@ -31,7 +31,7 @@
     docAt: 0,
     selected: null,
     events: [],
-    lastSeq: null, // this machine's newest event seq (the stream's ids are its seqs)
+    lastSeq: null, // this machine's newest event seq (see cursor())
     hostSeq: {}, // another machine's name -> its newest event seq shown
     source: null,
     queueAvailable: false,
@@ -427,11 +427,30 @@
     if (good && box.value === message) box.value = "";
   }
 
+  // Where the page is in every machine's log, as the stream's ids say it: `12` (this
+  // machine's seq), or `local:12,gpu1:3` once another machine's events came.
+  function cursor() {
+    const hosts = Object.entries(st.hostSeq);
+    if (hosts.length === 0) return String(st.lastSeq);
+    return [["local", st.lastSeq], ...hosts].map(([h, s]) => `${h}:${s}`).join(",");
+  }
+
+  function takeCursor(text) {
+    st.lastSeq = 0;
+    for (const item of String(text || "").split(",")) {
+      const [host, seq] = item.includes(":") ? item.split(":") : ["local", item];
+      const n = Number(seq);
+      if (!Number.isInteger(n) || n < 0) continue;
+      if (host === "local") st.lastSeq = n;
+      else if (st.hostSeq[host] === undefined) st.hostSeq[host] = n;
+    }
+  }
+
   function connect() {
     if (st.source) st.source.close();
     const params = new URLSearchParams();
     if (st.selected) params.set("screen", st.selected);
-    if (st.lastSeq !== null) params.set("since", String(st.lastSeq));
+    if (st.lastSeq !== null) params.set("since", cursor());
     const q = params.toString();
     const source = new EventSource(`/api/events/stream${q ? `?${q}` : ""}`);
     st.source = source;
@@ -473,7 +492,7 @@
       q.disabled = !st.queueAvailable;
       if (!st.queueAvailable) q.checked = false;
       $("queue-label").title = st.queueAvailable ? "" : "this mosaic has no outbox yet";
-      if (st.lastSeq === null) st.lastSeq = Number(m.lastEventId) || 0;
+      if (st.lastSeq === null) takeCursor(m.lastEventId);
     });
     source.addEventListener("status", (m) => {
       st.doc = JSON.parse(m.data);

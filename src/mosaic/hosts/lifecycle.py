@@ -50,6 +50,6 @@ def run(paths: Paths, agent: str | None, action: str) -> list[route.Done[list[st
             host.push_roster(hostroster.part_for(paths, part.name))
         return merge.prefixed(part.name, host.lines([action, *([agent] if agent else [])]))
 
-    alone = roster.hosts and not any(a.host is None for a in agents)
+    alone = bool(roster.hosts) and all(a.host is not None for a in agents)
     return route.each(paths, parts, watcher_only if alone else local, remote)
 

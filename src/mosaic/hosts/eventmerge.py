@@ -53,26 +53,15 @@ def parse_since(text: str | None, machines: Sequence[str]) -> Since:
     """`--since` read against the fleet's machines (`local` first)."""
     if text is None:
         return Since({})
-    if text.isdigit():
-        return Since({LOCAL_HOST: int(text)})
-    if ":" not in text:
+    if ":" not in text and not text.isdigit():
         parsed = since_arg(text, 0.0)
         if parsed is None:
             raise UsageError(f"--since {text!r}: {USAGE}")
         return Since({}, text, -parsed[1] if parsed[1] is not None else 0.0)
-    seqs: dict[str, int] = {}
-    for item in text.split(","):
-        name, _, seq = item.partition(":")
-        if not seq.isdigit():
-            raise UsageError(f"--since {text!r}: {item!r} is not HOST:SEQ; {USAGE}")
-        if name not in machines:
-            raise UsageError(
-                f"--since {text!r}: unknown host {name!r}; known: {', '.join(machines)}"
-            )
-        if name in seqs:
-            raise UsageError(f"--since {text!r}: {name} is given twice")
-        seqs[name] = int(seq)
-    return Since(seqs)
+    try:
+        return Since(parse_cursor(text, machines))
+    except ValueError as exc:
+        raise UsageError(f"--since {text!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -138,15 +127,21 @@ def cursor_text(marks: Mapping[str, int]) -> str:
     return ",".join(f"{name}:{seq}" for name, seq in marks.items())
 
 
-def parse_cursor(text: str) -> dict[str, int]:
-    """`cursor_text` read back; ValueError when it is neither a seq nor HOST:SEQ pairs.
-    Machines are not checked: a host that left the roster since is the caller's to drop."""
+def parse_cursor(text: str, known: Sequence[str] | None = None) -> dict[str, int]:
+    """A place in every machine's log, as `cursor_text` writes it and `--since` takes it:
+    a seq (this machine's) or HOST:SEQ pairs. ValueError saying what is wrong; with `known`,
+    a machine not in it is wrong too (without, as for a page's stream id, a host that left
+    the roster since is the caller's to drop)."""
     if text.isdigit():
         return {LOCAL_HOST: int(text)}
     marks: dict[str, int] = {}
     for item in text.split(","):
-        name, colon, seq = item.partition(":")
-        if not colon or not name or not seq.isdigit() or name in marks:
-            raise ValueError(text)
+        name, _, seq = item.partition(":")
+        if not seq.isdigit() or (known is None and not name):
+            raise ValueError(f"{item!r} is not HOST:SEQ; {USAGE}")
+        if known is not None and name not in known:
+            raise ValueError(f"unknown host {name!r}; known: {', '.join(known)}")
+        if name in marks:
+            raise ValueError(f"{name} is given twice")
         marks[name] = int(seq)
     return marks

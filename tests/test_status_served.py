@@ -519,7 +519,7 @@ def test_garbage_floods_and_silent_clients_do_not_hurt_the_watcher(
     assert _flood(sock, b"") == b"D malformed request"
     assert _flood(sock, os.urandom(8 * 1024 * 1024)) == b""
 
-    # Silent clients hold the one serving thread; the tick goes on regardless.
+    # Silent clients hold serving threads (each up to REQUEST_S); the tick goes on regardless.
     with idle_connections(sock, 4):
         beat = paths.watcher_heartbeat.stat().st_mtime
         wait_until(lambda: paths.watcher_heartbeat.stat().st_mtime > beat + 0.5,
@@ -528,6 +528,11 @@ def test_garbage_floods_and_silent_clients_do_not_hurt_the_watcher(
         ok(env, "send", "d1", "hello")
         wait_event(env, "busy", "d1", after=mark)
         wait_event(env, "idle", "d1", after=mark)
+    # Past CLIENTS at once a client's connection is closed, to answer itself: never a
+    # thread more (one would answer it).
+    with idle_connections(sock, serve.CLIENTS):
+        assert exchange(env, request(env)) is None
+    wait_until(lambda: served(env), timeout=30, what="served again")
     # Many at once, while the watcher serves real requests in between.
     floods = [threading.Thread(target=_flood, args=(sock, b"junk" * 5000)) for _ in range(20)]
     for t in floods:

@@ -29,8 +29,9 @@ caller's own calls. Asking takes as long as the slowest host, so the watcher fir
 is working on it (`statusclient.WORKING`), and the client then waits as long as the command
 itself would have.
 
-Each client is served on its own thread, at most `CLIENTS` at once (past that a client is
-declined at once and answers itself), so a slow host never holds up another caller. A
+Each client is served on its own thread, at most `CLIENTS` at once (past that a client's
+connection is closed at once and it answers itself), so a slow host never holds up another
+caller. A
 client has `REQUEST_S` to send at most `statusclient.MAX_REQUEST` bytes, and only a peer of
 the watcher's own uid is served (SO_PEERCRED; the socket is 0600 in the 0700 run directory
 besides). The tick never waits for these threads.
@@ -188,10 +189,9 @@ class StatusServer:
                 time.sleep(0.1)  # e.g. out of descriptors: do not spin
                 continue
             if not self.slots.acquire(blocking=False):
-                with conn:
-                    conn.settimeout(REPLY_S)
-                    with contextlib.suppress(OSError):
-                        conn.sendall(encode_decline("busy"))
+                # Closed unread: the client's exchange fails at once and it answers itself
+                # (a decline sent here would be lost with the request left unread).
+                conn.close()
                 continue
             threading.Thread(target=self._client, args=(conn,), name="status-client",
                              daemon=True).start()  # fmt: skip

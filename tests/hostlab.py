@@ -20,6 +20,12 @@ Teardown kills, by pid, every process in each namespace (sshd, sessions, the hos
 servers and agents) and the controllers' SSH control masters (`ssh -O check` names their
 pids), then deletes the links and namespaces, also when the test failed.
 Needs root (network namespaces): without it the tests skip, except under CI=true.
+
+A host can be given a CPU of its own (`LabHost.cap_cpu`): every process in its namespace,
+and whatever they start later, goes into a cgroup capped at a share of one core. Lab hosts
+otherwise share this machine's cores, so N of them answering at once slow one another down
+as N real hosts would not; with N shares that add up to less than the machine, each host's
+speed no longer depends on what the others do (bench/case_hosts.py).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ from mosaic.demo_agent import read_recording
 VENV_BIN = Path(sys.executable).parent
 SSHD = "/usr/sbin/sshd"
 NET_FIRST, NET_LAST = 1, 250
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
+CPU_PERIOD_US = 10_000  # short, so that a small share is spread evenly, not in bursts
 
 
 def available() -> str | None:
@@ -87,6 +96,7 @@ class LabHost:
     sshd_config: Path
     log: Path
     env: dict[str, str]
+    cgroup: Path | None = None
 
     @property
     def addr(self) -> str:
@@ -126,6 +136,25 @@ class LabHost:
                     os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not any(_comm(p) == "sshd" for p in self.pids()), timeout=10,
                    what=f"sshd of {self.name} gone")  # fmt: skip
+
+    def cap_cpu(self, share: float) -> None:
+        """Cap this host at `share` of one core: everything running in its namespace now,
+        and all it starts later (cgroup membership is inherited), sessions included."""
+        if self.cgroup is None:
+            v2 = (CGROUP_V2 / "cgroup.controllers").exists()
+            self.cgroup = (CGROUP_V2 if v2 else CGROUP_V1_CPU) / f"mosaic-lab-{self.ns}"
+            if v2:
+                (CGROUP_V2 / "cgroup.subtree_control").write_text("+cpu")
+            self.cgroup.mkdir()
+        quota = max(1000, int(CPU_PERIOD_US * share))
+        if (self.cgroup / "cpu.max").exists():
+            (self.cgroup / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        else:
+            (self.cgroup / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+            (self.cgroup / "cpu.cfs_quota_us").write_text(str(quota))
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                (self.cgroup / "cgroup.procs").write_text(str(pid))
 
     def link(self, up: bool) -> None:
         """Take the host's link down (packets vanish: a silent partition) or up again."""
@@ -318,11 +347,26 @@ class Lab:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 time.sleep(0.1)
+            if host.cgroup is not None:
+                _remove_cgroup(host.cgroup)
             _run("ip", "link", "del", f"mhl{host.n}r", check=False)
             _run("ip", "netns", "del", host.ns, check=False)
             shutil.rmtree(host.tmux_dir, ignore_errors=True)
             os.close(host.lock_fd)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _remove_cgroup(path: Path) -> None:
+    """Remove a host's cgroup once the processes just killed have left it."""
+    end = time.monotonic() + 5
+    while True:
+        try:
+            path.rmdir()
+            return
+        except OSError:  # busy while a dying process is still in it
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.05)
 
 
 def _kill_masters(control_dir: Path, ssh: Path) -> None:

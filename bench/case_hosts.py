@@ -22,8 +22,9 @@ the watcher never asked (the command building the document itself, its hosts ask
 Separate machines are then emulated too: the hosts measured are each capped at a share of
 one core (1/4 each for 4 hosts, 1/8 each for 8: one core in all, the other left to the
 controller), so that a host answers as fast whether the others are busy or not. Those
-rows are the budget as the issue names it (4 hosts against the slowest single host's own
-status + RTT; 8 hosts against 4); their hosts are slower than this machine by as much.
+rows carry the budget's targets (docs/hosts.md, "Scaling": 4 hosts against the slowest
+single host's own status + RTT; 8 hosts against 4); their hosts are slower than this
+machine by as much.
 
 The controller's own CPU per added host (the command, the watcher's answer and the ssh
 clients) and the memory of a control master are reported too: that is what grows with N on

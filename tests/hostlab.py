@@ -145,7 +145,7 @@ class LabHost:
             self.cgroup = (CGROUP_V2 if v2 else CGROUP_V1_CPU) / f"mosaic-lab-{self.ns}"
             if v2:
                 (CGROUP_V2 / "cgroup.subtree_control").write_text("+cpu")
-            self.cgroup.mkdir()
+            self.cgroup.mkdir(exist_ok=True)  # or left by a run that was killed
         quota = max(1000, int(CPU_PERIOD_US * share))
         if (self.cgroup / "cpu.max").exists():
             (self.cgroup / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
@@ -153,7 +153,7 @@ class LabHost:
             (self.cgroup / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
             (self.cgroup / "cpu.cfs_quota_us").write_text(str(quota))
         for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError, OSError):
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                 (self.cgroup / "cgroup.procs").write_text(str(pid))
 
     def link(self, up: bool) -> None:

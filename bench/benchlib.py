@@ -45,6 +45,18 @@ def median_time(fn: Callable[[], object], repeat: int = 15, warmup: int = 2) -> 
     return statistics.median(samples)
 
 
+def interleaved(measures: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median wall time of each measure, sampled in rounds that take every measure once, so
+    that each sees the same machine load."""
+    samples: dict[str, list[float]] = {k: [] for k in measures}
+    for _ in range(repeat):
+        for key, fn in measures.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[key].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
 def run_cmd(argv: Sequence[str], env: dict[str, str] | None = None, check: bool = True) -> None:
     subprocess.run(
         list(argv),

@@ -37,7 +37,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchlib import MOSAIC, Row, base_env, rss_kib, run_cmd
+from benchlib import MOSAIC, Row, base_env, interleaved, rss_kib, run_cmd
 
 from mosaic.config.load import load
 from mosaic.hosts.ssh import Link
@@ -100,18 +99,6 @@ def _watcher_pid(env: dict[str, str]) -> int:
         time.sleep(0.2)
 
 
-def _sample(measures: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Median wall time of each measure, taken in interleaved rounds so that every one
-    sees the same machine load."""
-    samples: dict[str, list[float]] = {k: [] for k in measures}
-    for _ in range(REPEAT):
-        for key, fn in measures.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
 def _own_cpu(hosts: list[LabHost], measures: dict[str, Callable[[], object]]) -> list[Row]:
     """The budget as on real hosts, each with a CPU of its own: the hosts measured are each
     capped at a share of one core (tests/hostlab.py, `cap_cpu`) that together make one core,
@@ -130,7 +117,7 @@ def _own_cpu(hosts: list[LabHost], measures: dict[str, Callable[[], object]]) ->
             return rows
         keys = ["rtt", f"together {count}"] + [f"own {h.name}" for h in hosts[:count]]
         keys += [f"fan {n}" for n in sizes]
-        m = _sample({k: measures[k] for k in keys})
+        m = interleaved({k: measures[k] for k in keys}, REPEAT)
         slowest = {n: max(m[f"own {h.name}"] for h in hosts[:n]) for n in sizes}
         rows.append(Row(f"{label}: {count} own statuses at once", m[f"together {count}"],
                         "slowest own status alone", slowest[count]))  # fmt: skip
@@ -209,7 +196,7 @@ def run() -> list[Row]:
         measures["unserved 4"] = partial(unserved, 4)
         for n in SIZES:
             status(n)  # opens the connections, fills the roster cache
-        m = _sample(measures)
+        m = interleaved(measures, REPEAT)
         rtt = m["rtt"]
 
         rows: list[Row] = []

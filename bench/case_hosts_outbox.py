@@ -11,17 +11,15 @@ SSH connection, with no controller in between, sampled in the same rounds as the
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from benchlib import MOSAIC, Row, base_env, run_cmd
+from benchlib import MOSAIC, Row, base_env, interleaved, run_cmd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -80,13 +78,7 @@ def run() -> list[Row]:
             "list": listing,
             "own lists": partial(own, hosts, "mosaic fleet outbox --json"),
         }
-        samples: dict[str, list[float]] = {k: [] for k in measures}
-        for _ in range(REPEAT):
-            for key, fn in measures.items():
-                t0 = time.perf_counter()
-                fn()
-                samples[key].append(time.perf_counter() - t0)
-        m = {k: statistics.median(v) for k, v in samples.items()}
+        m = interleaved(measures, REPEAT)
         return [
             Row("hosts: send --queue, a remote agent", m["queue"],
                 "host's own send --queue + RTT", m["own queue"]),

@@ -31,10 +31,9 @@ itself would have.
 
 Each client is served on its own thread, at most `CLIENTS` at once (past that a client's
 connection is closed at once and it answers itself), so a slow host never holds up another
-caller. A
-client has `REQUEST_S` to send at most `statusclient.MAX_REQUEST` bytes, and only a peer of
-the watcher's own uid is served (SO_PEERCRED; the socket is 0600 in the 0700 run directory
-besides). The tick never waits for these threads.
+caller. A client has `REQUEST_S` to send at most `statusclient.MAX_REQUEST` bytes, and only
+a peer of the watcher's own uid is served (SO_PEERCRED; the socket is 0600 in the 0700 run
+directory besides). The tick never waits for these threads.
 """
 
 from __future__ import annotations
